@@ -1,0 +1,259 @@
+//! `Config`: everything the server reads from its environment, as a plain value tests build directly.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use getrandom::SysRng;
+use rand_core::TryRng;
+
+use crate::client_ip::TrustedProxies;
+use crate::hash_pool::HashingConfig;
+use crate::server::Limits;
+use crate::throttle::ThrottleConfig;
+
+/// The server's settings. `Config::from_env` reads them; tests write the struct out.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HS256 key: the bytes of `SECRET_KEY` as given.
+    pub secret_key: SecretKey,
+    /// Token lifetime (`ACCESS_TOKEN_EXPIRE_MINUTES`, 30 minutes by default).
+    pub access_token_lifetime: Duration,
+    /// Where to listen (`BIND_ADDR`, 127.0.0.1:8000 by default).
+    pub bind_addr: SocketAddr,
+    /// A JSON user table replacing the embedded seed (`USERS_FILE`).
+    pub users_file: Option<PathBuf>,
+    /// How many argon2 computations run at once and how many may wait.
+    pub hashing: HashingConfig,
+    /// Brute-force throttling of failed logins.
+    pub throttle: ThrottleConfig,
+    /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`); empty by default.
+    pub trusted_proxies: TrustedProxies,
+    /// Connection, timeout and size limits.
+    pub limits: Limits,
+}
+
+/// The JWT signing key. Its `Debug` never prints it.
+#[derive(Clone)]
+pub struct SecretKey {
+    bytes: Vec<u8>,
+    generated: bool,
+}
+
+impl SecretKey {
+    /// A key given by the operator.
+    pub fn new(key: impl Into<Vec<u8>>) -> Self {
+        Self { bytes: key.into(), generated: false }
+    }
+
+    /// A fresh random key (64 hex characters, like `openssl rand -hex 32`).
+    pub fn random() -> Result<Self, ConfigError> {
+        let mut raw = [0u8; 32];
+        SysRng.try_fill_bytes(&mut raw).map_err(|_| ConfigError::NoRandomness)?;
+        let hex: String = raw.iter().map(|byte| format!("{byte:02x}")).collect();
+        Ok(Self { bytes: hex.into_bytes(), generated: true })
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// True when no key was configured and this one was made up at start.
+    pub fn is_generated(&self) -> bool {
+        self.generated
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// Why the environment could not be turned into a `Config`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable is set to something we cannot use.
+    #[error("invalid {name}={value:?}: expected {expected}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What it was set to.
+        value: String,
+        /// What it should look like.
+        expected: String,
+    },
+    /// `SECRET_KEY` is set but empty.
+    #[error("SECRET_KEY is set but empty; unset it to get a random key, or set a long random value")]
+    EmptySecret,
+    /// The OS random number generator failed.
+    #[error("the operating system's random number generator is unavailable")]
+    NoRandomness,
+}
+
+impl Config {
+    /// Reads the process environment (after `.env`, which `main` loads).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a config from any variable lookup, so it can be tested without touching the
+    /// process environment. Unset and empty variables take their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let secret_key = match lookup("SECRET_KEY") {
+            Some(key) if key.is_empty() => return Err(ConfigError::EmptySecret),
+            Some(key) => SecretKey::new(key),
+            None => SecretKey::random()?,
+        };
+        let minutes: u64 = env.parse_in("ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1..=525_600)?;
+        Ok(Self {
+            secret_key,
+            access_token_lifetime: Duration::from_secs(minutes * 60),
+            bind_addr: env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            users_file: env.get("USERS_FILE").map(PathBuf::from),
+            hashing: HashingConfig::from_env(&env)?,
+            throttle: ThrottleConfig::from_env(&env)?,
+            trusted_proxies: env.parse("TRUSTED_PROXIES", TrustedProxies::default())?,
+            limits: Limits::from_env(&env)?,
+        })
+    }
+}
+
+/// Typed access to the environment for the `from_env` constructors of each part of the config.
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The variable's value, treating an empty value as unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// Parses the variable with `FromStr`, or returns `default` when it is unset.
+    pub fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError::Invalid {
+                name,
+                expected: error.to_string(),
+                value,
+            }),
+        }
+    }
+
+    /// Parses a whole number that must lie in `range`.
+    pub fn parse_in<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let invalid = |value: String| ConfigError::Invalid {
+            name,
+            value,
+            expected: format!("a whole number from {} to {}", range.start(), range.end()),
+        };
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().parse::<T>() {
+                Ok(number) if range.contains(&number) => Ok(number),
+                _ => Err(invalid(value)),
+            },
+        }
+    }
+
+    /// Parses `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`).
+    pub fn switch(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|value| value.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(value) => match value.as_str() {
+                "on" | "true" | "1" | "yes" => Ok(true),
+                "off" | "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::Invalid { name, value, expected: "on or off".into() }),
+            },
+        }
+    }
+
+    /// A duration given in whole seconds within `range`.
+    pub fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.parse_in(name, default, range).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_tutorial() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.access_token_lifetime, Duration::from_secs(30 * 60));
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8000");
+        assert!(config.secret_key.is_generated());
+        assert_eq!(config.secret_key.as_bytes().len(), 64);
+        assert!(config.throttle.enabled);
+        assert!(config.users_file.is_none());
+    }
+
+    #[test]
+    fn two_generated_keys_differ() {
+        let (a, b) = (SecretKey::random().unwrap(), SecretKey::random().unwrap());
+        assert_ne!(a.as_bytes(), b.as_bytes());
+    }
+
+    #[test]
+    fn the_secret_key_is_used_as_given_and_never_printed() {
+        let config = config(&[("SECRET_KEY", "s3cr3t-value")]).unwrap();
+        assert_eq!(config.secret_key.as_bytes(), b"s3cr3t-value");
+        assert!(!config.secret_key.is_generated());
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn a_lifetime_that_is_not_a_number_is_refused_with_its_name() {
+        let error = config(&[("ACCESS_TOKEN_EXPIRE_MINUTES", "abc")]).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("ACCESS_TOKEN_EXPIRE_MINUTES"), "{message}");
+        assert!(message.contains("\"abc\""), "{message}");
+        let zero = config(&[("ACCESS_TOKEN_EXPIRE_MINUTES", "0")]).unwrap_err();
+        assert!(zero.to_string().contains("from 1 to 525600"), "{zero}");
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_refused() {
+        let error = config(&[("BIND_ADDR", "localhost")]).unwrap_err();
+        assert!(error.to_string().starts_with("invalid BIND_ADDR=\"localhost\""), "{error}");
+    }
+
+    #[test]
+    fn an_empty_secret_key_is_refused() {
+        assert!(matches!(config(&[("SECRET_KEY", "")]), Err(ConfigError::EmptySecret)));
+    }
+
+    #[test]
+    fn throttling_can_be_switched_off_and_garbage_is_refused() {
+        assert!(!config(&[("LOGIN_THROTTLE", "off")]).unwrap().throttle.enabled);
+        assert!(config(&[("LOGIN_THROTTLE", "maybe")]).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! The documentation pages: `/openapi.json`, Swagger UI at `/docs` and ReDoc at `/redoc`,
+//! laid out as FastAPI serves them, with every asset vendored (no network at build or run).
+//!
+//! Swagger UI is served at `/docs` itself, not `/docs/`: the security scheme's relative
+//! `tokenUrl: "token"` resolves against the page's URL, so only `/docs` posts to `/token`.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::method_not_allowed;
+use crate::openapi::ApiDoc;
+
+static OPENAPI_JSON: LazyLock<Vec<u8>> =
+    LazyLock::new(|| serde_json::to_vec(&ApiDoc::openapi()).expect("the OpenAPI document serialises"));
+
+static SWAGGER_HTML: LazyLock<String> =
+    LazyLock::new(|| include_str!("docs/swagger.html").replace("{title}", &ApiDoc::openapi().info.title));
+
+static REDOC_HTML: LazyLock<String> =
+    LazyLock::new(|| include_str!("docs/redoc.html").replace("{title}", &ApiDoc::openapi().info.title));
+
+const REDOC_JS: &[u8] = include_bytes!("../assets/redoc/redoc.standalone.js");
+
+/// Routes for the OpenAPI document and the two documentation UIs.
+pub fn router() -> Router<AppState> {
+    // Documentation pages answer HEAD too, as FastAPI's do.
+    let page = |route: MethodRouter<AppState>| route.fallback(method_not_allowed("GET, HEAD"));
+    Router::new()
+        .route("/openapi.json", page(get(openapi_json)))
+        .route("/docs", page(get(|| async { Html(SWAGGER_HTML.as_str()) })))
+        .route("/docs/oauth2-redirect", page(get(|| swagger_file("oauth2-redirect.html"))))
+        .route("/docs/{file}", page(get(|Path(file): Path<String>| swagger_file_owned(file))))
+        .route("/redoc", page(get(|| async { Html(REDOC_HTML.as_str()) })))
+        .route(
+            "/redoc/redoc.standalone.js",
+            page(get(|| async { ([(CONTENT_TYPE, "text/javascript")], REDOC_JS) })),
+        )
+}
+
+async fn openapi_json() -> Response {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_slice()).into_response()
+}
+
+async fn swagger_file_owned(file: String) -> Response {
+    swagger_file(&file).await
+}
+
+/// A file of the Swagger UI distribution vendored in `utoipa-swagger-ui`.
+async fn swagger_file(file: &str) -> Response {
+    // The index and its initializer are replaced by our own `/docs` page.
+    if matches!(file, "" | "index.html" | "swagger-initializer.js") {
+        return ApiError::NotFound.into_response();
+    }
+    let config = Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
+    match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(found)) => {
+            let mut response =
+                ([(CONTENT_TYPE, found.content_type)], found.bytes.into_owned()).into_response();
+            if found.gzpipped {
+                response.headers_mut().insert(CONTENT_ENCODING, "gzip".parse().expect("valid header"));
+            }
+            response
+        }
+        _ => ApiError::NotFound.into_response(),
+    }
+}

@@ -1,0 +1,177 @@
+//! `ApiError`: every error a client can see, and the one place that turns it into a response.
+//!
+//! Bodies keep FastAPI's shape, `{"detail": ...}`, so clients written against the tutorial app
+//! read our errors unchanged.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An error answered to the client. Variants are named for what the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401 on `POST /token`: wrong password or unknown user (the same bytes for both).
+    #[error("incorrect username or password")]
+    IncorrectCredentials,
+    /// 401: no bearer token was sent.
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// 401: a bearer token was sent but is not one of ours, or has expired.
+    #[error("could not validate credentials")]
+    InvalidToken,
+    /// 400: the token is valid but its user is disabled.
+    #[error("inactive user")]
+    InactiveUser,
+    /// 422: the login form failed validation, in pydantic's error-list shape.
+    #[error("request validation failed")]
+    Validation(Vec<FieldError>),
+    /// 400: a body we cannot parse as a form (bad multipart, too many fields).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// 400 and the connection closes: a request whose framing we refuse to guess at
+    /// (no `Host`, both `Content-Length` and `Transfer-Encoding`).
+    #[error("bad framing: {0}")]
+    BadFraming(&'static str),
+    /// 404: no route has this path.
+    #[error("not found")]
+    NotFound,
+    /// 405: the path exists, the method does not; `allow` lists the methods that do.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The `allow` header, e.g. `GET`.
+        allow: &'static str,
+    },
+    /// 408: the client took too long to send its request body.
+    #[error("request body timeout")]
+    RequestTimeout,
+    /// 413: the request body is over the limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 429: too many failed logins for this username or client; try again after `retry_after` s.
+    #[error("too many failed login attempts")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
+    /// 500: a fault of ours (never expected); logged, never detailed to the client.
+    #[error("internal error")]
+    Internal,
+    /// 503: the password hashing queue is full, or the request ran out of time on our side.
+    #[error("service busy")]
+    Busy {
+        /// Seconds after which a retry is likely to succeed.
+        retry_after: u64,
+    },
+}
+
+/// One entry of a 422 `detail` list, as pydantic writes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// pydantic's error type, e.g. `missing` or `string_pattern_mismatch`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Where the error is: `["body", "<field>"]`.
+    pub loc: [&'static str; 2],
+    /// The human-readable message.
+    pub msg: String,
+    /// The offending value (`null` when missing). Never a password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// Extra context, e.g. the pattern that did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<Value>,
+}
+
+impl FieldError {
+    /// A required form field that is absent or empty.
+    pub fn missing(field: &'static str) -> Self {
+        Self {
+            kind: "missing",
+            loc: ["body", field],
+            msg: "Field required".into(),
+            input: Some(Value::Null),
+            ctx: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Detail<T> {
+    detail: T,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::IncorrectCredentials | Self::NotAuthenticated | Self::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InactiveUser | Self::BadRequest(_) | Self::BadFraming(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Self::IncorrectCredentials => "Incorrect username or password",
+            Self::NotAuthenticated => "Not authenticated",
+            Self::InvalidToken => "Could not validate credentials",
+            Self::InactiveUser => "Inactive user",
+            Self::BadRequest(message) | Self::BadFraming(message) => message,
+            Self::NotFound => "Not Found",
+            Self::MethodNotAllowed { .. } => "Method Not Allowed",
+            Self::RequestTimeout => "Request Timeout",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::TooManyAttempts { .. } => "Too many failed login attempts, try again later",
+            Self::Busy { .. } => "Server busy, try again later",
+            Self::Internal => "Internal Server Error",
+            Self::Validation(_) => "",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if matches!(self, Self::Internal) {
+            tracing::error!("internal error answered with 500");
+        }
+        let mut response = match &self {
+            Self::Validation(errors) => (status, json(&Detail { detail: errors })),
+            other => (status, json(&Detail { detail: other.message() })),
+        }
+        .into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::IncorrectCredentials | Self::NotAuthenticated | Self::InvalidToken => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            // RFC 9112 §6.1, §3.2: after a request we refuse to frame, the connection must close.
+            Self::BadFraming(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Compact JSON with `content-type: application/json`, as FastAPI writes it.
+fn json<T: Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"detail\":\"\"}".to_vec());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

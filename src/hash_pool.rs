@@ -1,0 +1,125 @@
+//! The bounded pool that runs argon2 off the async runtime.
+//!
+//! A few dedicated threads (one per core by default) each own a reusable argon2 working buffer
+//! and take jobs from a bounded queue. When the queue is full a login is refused at once (503)
+//! instead of piling up: memory stays at `workers` buffers however many logins arrive, and the
+//! async runtime never waits on a hash.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use tokio::sync::oneshot;
+
+use crate::config::{ConfigError, Env};
+use crate::password::{Memory, PasswordHash};
+
+/// How much hashing may happen at once, and how much may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingConfig {
+    /// Threads computing hashes at the same time (`HASH_WORKERS`, the number of cores).
+    pub workers: usize,
+    /// Logins that may wait for a thread before new ones get 503 (`HASH_QUEUE`, 64).
+    pub queue: usize,
+}
+
+impl HashingConfig {
+    /// Reads `HASH_WORKERS` and `HASH_QUEUE`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let cores = thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            workers: env.parse_in("HASH_WORKERS", cores, 1..=64)?,
+            queue: env.parse_in("HASH_QUEUE", 64, 1..=10_000)?,
+        })
+    }
+}
+
+/// The hashing queue is full; the caller should answer 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+struct Job {
+    password: String,
+    hash: PasswordHash,
+    reply: oneshot::Sender<bool>,
+}
+
+/// Handle to the worker threads. Dropping the last handle lets them finish and exit.
+pub struct HashPool {
+    queue: SyncSender<Job>,
+}
+
+impl HashPool {
+    /// Starts `config.workers` threads sharing a queue of `config.queue` waiting jobs.
+    pub fn new(config: HashingConfig) -> Self {
+        let (queue, jobs) = mpsc::sync_channel(config.queue);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for index in 0..config.workers {
+            let jobs = Arc::clone(&jobs);
+            thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || work(&jobs))
+                .expect("cannot start a password hashing thread");
+        }
+        Self { queue }
+    }
+
+    /// Checks `password` against `hash` on a worker thread; `Err(Busy)` when the queue is full.
+    pub async fn verify(&self, password: String, hash: PasswordHash) -> Result<bool, Busy> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job { password, hash, reply }) {
+            Ok(()) => answer.await.map_err(|_| Busy),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
+        }
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    let mut memory = Memory::default();
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // A client that went away no longer needs its answer: skip the work.
+        if job.reply.is_closed() {
+            continue;
+        }
+        let matches = job.hash.verify(job.password.as_bytes(), &mut memory);
+        let _ = job.reply.send(matches);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::default_params;
+
+    const JOHNDOE: &str =
+        "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
+
+    #[tokio::test]
+    async fn verifies_on_a_worker_thread() {
+        let pool = HashPool::new(HashingConfig { workers: 1, queue: 4 });
+        let hash = PasswordHash::parse(JOHNDOE).unwrap();
+        assert_eq!(pool.verify("secret".into(), hash.clone()).await, Ok(true));
+        assert_eq!(pool.verify("nope".into(), hash).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let pool = HashPool::new(HashingConfig { workers: 1, queue: 1 });
+        let hash = PasswordHash::dummy(default_params());
+        // One job running, one waiting: the third finds the queue full.
+        let (a, b, c, d) = tokio::join!(
+            pool.verify("a".into(), hash.clone()),
+            pool.verify("b".into(), hash.clone()),
+            pool.verify("c".into(), hash.clone()),
+            pool.verify("d".into(), hash.clone()),
+        );
+        let answers = [a, b, c, d];
+        assert!(answers.contains(&Err(Busy)), "{answers:?}");
+        assert!(answers.contains(&Ok(false)), "{answers:?}");
+    }
+}

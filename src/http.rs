@@ -1,0 +1,104 @@
+//! Cross-cutting HTTP layers: request logging, framing checks, timeouts, security headers,
+//! and the JSON 404/405 answers.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
+use axum::http::{HeaderValue, StatusCode, Uri, Version};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// One log line per request: method, path (never the query), status and latency.
+/// Headers are never logged, so neither is `Authorization`.
+pub async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(target: "http", %method, %path, status, latency_ms = format_args!("{latency_ms:.3}"), "request");
+    response
+}
+
+/// Refuses requests whose framing is ambiguous: an HTTP/1.1 request without `Host`
+/// (RFC 9112 §3.2) or with both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1, the
+/// request-smuggling shape). Both get 400 and the connection is closed.
+pub async fn reject_ambiguous_framing(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if request.version() == Version::HTTP_11 && !headers.contains_key(HOST) {
+        return ApiError::BadFraming("Missing Host header").into_response();
+    }
+    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+        return ApiError::BadFraming("Both Content-Length and Transfer-Encoding").into_response();
+    }
+    next.run(request).await
+}
+
+/// Bounds the time any request may take (`REQUEST_TIMEOUT_SECS`).
+pub async fn limit_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit: Duration = state.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Busy { retry_after: 1 }.into_response(),
+    }
+}
+
+/// Paths that FastAPI redirects to when a client adds trailing slashes.
+const SLASHLESS_ROUTES: [&str; 5] = ["/token", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"];
+
+/// 404 for any path without a route, except FastAPI's slash redirect: `/token/` (or
+/// `/token///`) answers 307 to `/token`, keeping the query. The `location` is relative: it is
+/// never built from the client's Host header.
+pub async fn not_found(uri: Uri) -> Response {
+    let stripped = uri.path().trim_end_matches('/');
+    if stripped.len() < uri.path().len() && SLASHLESS_ROUTES.contains(&stripped) {
+        let location = match uri.query() {
+            Some(query) if !query.is_empty() => format!("{stripped}?{query}"),
+            _ => stripped.to_owned(),
+        };
+        if let Ok(location) = HeaderValue::try_from(location) {
+            return (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response();
+        }
+    }
+    ApiError::NotFound.into_response()
+}
+
+/// A handler answering 405 with this `allow` header (FastAPI's GET routes refuse HEAD).
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
+    move || std::future::ready(ApiError::MethodNotAllowed { allow })
+}
+
+/// Percent-decodes the path before routing, as uvicorn does (`/users/me%2F` is
+/// `/users/me/`). Characters that cannot stand in a path are encoded again.
+pub fn decode_path(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if !path.contains('%') {
+        return None;
+    }
+    let decoded = crate::form::unquote(path.as_bytes());
+    let mut normal = String::with_capacity(decoded.len());
+    for character in decoded.chars() {
+        if character.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/".contains(character) {
+            normal.push(character);
+        } else {
+            let mut utf8 = [0u8; 4];
+            for byte in character.encode_utf8(&mut utf8).bytes() {
+                normal.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    let target = match uri.query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}

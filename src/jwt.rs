@@ -1,0 +1,356 @@
+//! Access tokens: HS256 JWTs with `sub` and `exp`, minted and checked the way PyJWT does it.
+//!
+//! `jsonwebtoken` checks the signature and the algorithm (HS256 alone); the claims are then
+//! checked here with PyJWT's rules (no leeway, future `nbf`/`iat` refused, `sub`/`jti` strings,
+//! any truthy `aud` refused) plus one rule of ours: `exp` is required (RFC 8725).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::SecretKey;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// `{"alg":"HS256","typ":"JWT"}`, byte for byte as PyJWT writes it.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// The signing key, the validation rules and the token lifetime, built once at start.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    lifetime: Duration,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeys").field("key", &"<redacted>").field("lifetime", &self.lifetime).finish()
+    }
+}
+
+/// A token we refuse. Clients only ever see "Could not validate credentials".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Over `MAX_TOKEN_LEN`.
+    #[error("token too long")]
+    TooLong,
+    /// Bad structure, encoding, algorithm or signature.
+    #[error("malformed token or bad signature")]
+    Invalid,
+    /// A `crit` header: we understand no extensions (RFC 7515 §4.1.11).
+    #[error("critical header extension")]
+    Critical,
+    /// No `exp`, or `exp` in the past.
+    #[error("expired or without expiry")]
+    Expired,
+    /// `nbf` or `iat` in the future.
+    #[error("not yet valid")]
+    Immature,
+    /// A claim of the wrong type, or an audience we do not serve.
+    #[error("invalid claims")]
+    Claims,
+}
+
+#[derive(Serialize)]
+struct NewClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+}
+
+impl TokenKeys {
+    /// Keys from the secret's bytes as given, and tokens that live for `lifetime`.
+    pub fn new(secret: &SecretKey, lifetime: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Times and audience are checked below, with PyJWT's exact rules.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            lifetime,
+        }
+    }
+
+    /// Mints a token for `username` that expires `lifetime` from now. The bytes are what
+    /// PyJWT writes for the same claims: header `{"alg":"HS256","typ":"JWT"}`, claims
+    /// `{"sub":...,"exp":...}`.
+    pub fn create_access_token(&self, username: &str) -> Result<String, jsonwebtoken::errors::Error> {
+        let exp = unix_now().saturating_add(self.lifetime.as_secs());
+        let claims = serde_json::to_vec(&NewClaims { sub: username, exp })?;
+        let mut token = String::with_capacity(HEADER_B64.len() + claims.len() * 2 + 48);
+        token.push_str(HEADER_B64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &self.encoding, Algorithm::HS256)?;
+        token.push('.');
+        token.push_str(&signature);
+        Ok(token)
+    }
+
+    /// Checks a token and returns its subject (the username).
+    pub fn decode_token(&self, token: &str) -> Result<String, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLong);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.header.crit.is_some() {
+            return Err(TokenError::Critical);
+        }
+        data.claims.validate(unix_now())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The registered claims we look at. Only a JSON object is accepted (PyJWT refuses arrays);
+/// a repeated key keeps its last value, as Python's `json.loads` does.
+#[derive(Default)]
+struct Claims {
+    sub: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    aud: Option<Value>,
+    jti: Option<Value>,
+}
+
+impl Claims {
+    /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch).
+    fn validate(self, now: u64) -> Result<String, TokenError> {
+        let now = i128::from(now);
+        if let Some(iat) = &self.iat {
+            if python_int(iat).ok_or(TokenError::Claims)? > now {
+                return Err(TokenError::Immature);
+            }
+        }
+        if let Some(nbf) = &self.nbf {
+            if python_int(nbf).ok_or(TokenError::Claims)? > now {
+                return Err(TokenError::Immature);
+            }
+        }
+        // Unlike PyJWT, a token without `exp` is refused: a leaked token must expire.
+        let exp = self.exp.as_ref().ok_or(TokenError::Expired)?;
+        if python_int(exp).ok_or(TokenError::Claims)? <= now {
+            return Err(TokenError::Expired);
+        }
+        if self.aud.as_ref().is_some_and(truthy) {
+            return Err(TokenError::Claims);
+        }
+        if self.jti.as_ref().is_some_and(|jti| !jti.is_string()) {
+            return Err(TokenError::Claims);
+        }
+        match self.sub {
+            Some(Value::String(sub)) => Ok(sub),
+            _ => Err(TokenError::Claims),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = Claims;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+        let mut claims = Claims::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "sub" => &mut claims.sub,
+                "exp" => &mut claims.exp,
+                "nbf" => &mut claims.nbf,
+                "iat" => &mut claims.iat,
+                "aud" => &mut claims.aud,
+                "jti" => &mut claims.jti,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value::<Value>()?);
+        }
+        Ok(claims)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Claims, A::Error> {
+        Err(de::Error::custom("claims must be a JSON object"))
+    }
+}
+
+/// Python's `int(value)` for JSON values, as PyJWT applies it to `exp`, `nbf` and `iat`:
+/// integers as they are, floats truncated, booleans as 0/1, decimal strings parsed.
+fn python_int(value: &Value) -> Option<i128> {
+    match value {
+        Value::Bool(flag) => Some(i128::from(*flag)),
+        Value::Number(number) => {
+            if let Some(int) = number.as_i64() {
+                Some(i128::from(int))
+            } else if let Some(int) = number.as_u64() {
+                Some(i128::from(int))
+            } else {
+                number.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i128)
+            }
+        }
+        Value::String(text) => parse_python_int(text),
+        _ => None,
+    }
+}
+
+/// `int("...")`: surrounding whitespace, an optional sign, ASCII digits with single
+/// underscores between them.
+fn parse_python_int(text: &str) -> Option<i128> {
+    let text = text.trim_matches(|c: char| c.is_whitespace());
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let bytes = digits.as_bytes();
+    if bytes.is_empty()
+        || !bytes[0].is_ascii_digit()
+        || !bytes[bytes.len() - 1].is_ascii_digit()
+        || digits.contains("__")
+        || !bytes.iter().all(|b| b.is_ascii_digit() || *b == b'_')
+    {
+        return None;
+    }
+    let mut number: i128 = 0;
+    for digit in bytes.iter().filter(|b| b.is_ascii_digit()) {
+        number = number.saturating_mul(10).saturating_add(i128::from(digit - b'0'));
+    }
+    Some(if negative { -number } else { number })
+}
+
+/// Python truthiness of a JSON value.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64() != Some(0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(fields) => !fields.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TUTORIAL_KEY: &str = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&SecretKey::new(TUTORIAL_KEY), Duration::from_secs(30 * 60))
+    }
+
+    fn claims(value: Value) -> Claims {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_has_pyjwts_header_and_claims_and_decodes_back() {
+        let token = keys().create_access_token("johndoe").unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(URL_SAFE_NO_PAD.decode(parts[0]).unwrap(), br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let exp = payload["exp"].as_u64().unwrap();
+        assert!(exp.abs_diff(unix_now() + 1800) <= 2, "exp {exp}");
+        assert_eq!(
+            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap(),
+            format!(r#"{{"sub":"johndoe","exp":{exp}}}"#)
+        );
+        assert_eq!(keys().decode_token(&token).unwrap(), "johndoe");
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let other = TokenKeys::new(&SecretKey::new("another key"), Duration::from_secs(60));
+        let token = other.create_access_token("johndoe").unwrap();
+        assert_eq!(keys().decode_token(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn expiry_is_exact_and_required() {
+        let now = 1_000_000;
+        assert_eq!(claims(json!({"sub": "a", "exp": now + 1})).validate(now).unwrap(), "a");
+        assert_eq!(claims(json!({"sub": "a", "exp": now})).validate(now), Err(TokenError::Expired));
+        assert_eq!(claims(json!({"sub": "a"})).validate(now), Err(TokenError::Expired));
+        assert_eq!(claims(json!({"sub": "a", "exp": null})).validate(now), Err(TokenError::Claims));
+    }
+
+    #[test]
+    fn numeric_claims_follow_pythons_int() {
+        let now = 1_000_000;
+        let ok = |exp: Value| claims(json!({"sub": "a", "exp": exp})).validate(now).is_ok();
+        assert!(ok(json!(1_000_001.9)));
+        assert!(!ok(json!(1_000_000.9)), "floats truncate");
+        assert!(ok(json!(" 1_000_001 ")));
+        assert!(!ok(json!("1__000_001")));
+        assert!(!ok(json!("soon")));
+        assert!(!ok(json!([1])));
+        assert!(!ok(json!(true)), "True is 1, long expired");
+    }
+
+    #[test]
+    fn future_nbf_or_iat_is_refused() {
+        let now = 1_000_000;
+        let with = |extra: Value| {
+            let mut value = json!({"sub": "a", "exp": now + 60});
+            value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            claims(value).validate(now)
+        };
+        assert_eq!(with(json!({"nbf": now + 1})), Err(TokenError::Immature));
+        assert_eq!(with(json!({"iat": now + 1})), Err(TokenError::Immature));
+        assert!(with(json!({"nbf": now, "iat": now})).is_ok());
+        assert_eq!(with(json!({"iat": "later"})), Err(TokenError::Claims));
+    }
+
+    #[test]
+    fn subject_audience_and_id_are_checked_as_pyjwt_does() {
+        let now = 1_000_000;
+        let with = |value: Value| claims(value).validate(now);
+        assert_eq!(with(json!({"sub": 42, "exp": now + 60})), Err(TokenError::Claims));
+        assert_eq!(with(json!({"exp": now + 60})), Err(TokenError::Claims));
+        assert_eq!(with(json!({"sub": "a", "exp": now + 60, "aud": "api"})), Err(TokenError::Claims));
+        assert!(with(json!({"sub": "a", "exp": now + 60, "aud": ""})).is_ok());
+        assert_eq!(with(json!({"sub": "a", "exp": now + 60, "jti": 7})), Err(TokenError::Claims));
+        assert_eq!(with(json!({"sub": "a", "exp": 1, "sub": "b", "exp": now + 60})).unwrap(), "b");
+    }
+
+    #[test]
+    fn claims_must_be_an_object() {
+        assert!(serde_json::from_value::<Claims>(json!(["johndoe", 9_999_999_999u64])).is_err());
+    }
+
+    #[test]
+    fn overlong_tokens_are_refused_unparsed() {
+        let token = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(keys().decode_token(&token), Err(TokenError::TooLong));
+    }
+}

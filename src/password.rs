@@ -1,0 +1,205 @@
+//! Argon2 only: parsing stored PHC strings, hashing new passwords, verifying against a hash.
+//!
+//! Verification reuses a caller-owned memory buffer (`Memory`) instead of allocating the
+//! 64 MiB working area on every call; `hash_pool` gives each worker thread one.
+
+use std::fmt;
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use getrandom::SysRng;
+use password_hash::phc::{Output, ParamsString, Salt};
+use rand_core::TryRng;
+
+/// The parameters of new hashes and of the dummy hash: pwdlib's `PasswordHash.recommended()`.
+pub const DEFAULT_PARAMS: (u32, u32, u32) = (65_536, 3, 4);
+
+/// The largest memory cost (KiB) we accept in a stored hash: 256 MiB per concurrent check.
+pub const MAX_M_COST: u32 = 262_144;
+
+/// A stored password hash, parsed once when the user table is loaded. Never printed.
+#[derive(Clone)]
+pub struct PasswordHash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: Salt,
+    hash: Output,
+}
+
+/// Why a PHC string cannot be used as a stored password hash.
+#[derive(Debug, thiserror::Error)]
+pub enum HashFormatError {
+    /// Not a PHC string at all.
+    #[error("not a PHC string ($argon2id$v=19$m=...,t=...,p=...$<salt>$<hash>)")]
+    Syntax,
+    /// A PHC string for a function other than argon2.
+    #[error("unsupported algorithm {0:?} (only argon2id, argon2i and argon2d)")]
+    Algorithm(String),
+    /// Missing or unusable parameters, salt or hash.
+    #[error("unusable argon2 parameters, salt or hash: {0}")]
+    Params(String),
+    /// A memory cost we refuse to spend on every login.
+    #[error("memory cost m={0} KiB is over the limit of {MAX_M_COST} KiB")]
+    TooExpensive(u32),
+}
+
+impl PasswordHash {
+    /// Parses a PHC string such as pwdlib writes it.
+    pub fn parse(phc: &str) -> Result<Self, HashFormatError> {
+        let parsed = argon2::PasswordHash::new(phc).map_err(|_| HashFormatError::Syntax)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str())
+            .map_err(|_| HashFormatError::Algorithm(parsed.algorithm.as_str().to_owned()))?;
+        let bad = |what: &dyn fmt::Display| HashFormatError::Params(what.to_string());
+        let version = match parsed.version {
+            Some(number) => Version::try_from(number).map_err(|e| bad(&e))?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|e| bad(&e))?;
+        if params.m_cost() > MAX_M_COST {
+            return Err(HashFormatError::TooExpensive(params.m_cost()));
+        }
+        let salt = parsed.salt.ok_or_else(|| bad(&"no salt"))?;
+        let hash = parsed.hash.ok_or_else(|| bad(&"no hash"))?;
+        Ok(Self { algorithm, version, params, salt, hash })
+    }
+
+    /// A hash no password matches, costing exactly as much to check as a real one with
+    /// `params`: unknown usernames are checked against it so that timing reveals nothing.
+    pub fn dummy(params: Params) -> Self {
+        let mut salt = [0u8; 16];
+        let mut output = [0u8; 32];
+        fill_random(&mut salt);
+        fill_random(&mut output);
+        Self {
+            algorithm: Algorithm::Argon2id,
+            version: Version::V0x13,
+            params: Params::new(params.m_cost(), params.t_cost(), params.p_cost(), Some(32))
+                .expect("parameters of a parsed hash are valid"),
+            salt: Salt::new(&salt).expect("16 bytes is a valid salt"),
+            hash: Output::new(&output).expect("32 bytes is a valid output"),
+        }
+    }
+
+    /// The argon2 cost parameters of this hash.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// True when `password` hashes to this hash. `memory` is reused working space.
+    pub fn verify(&self, password: &[u8], memory: &mut Memory) -> bool {
+        let argon2 = Argon2::new(self.algorithm, self.version, self.params.clone());
+        let mut computed = [0u8; Output::MAX_LENGTH];
+        let computed = &mut computed[..self.hash.len()];
+        let blocks = memory.blocks(self.params.block_count());
+        if argon2.hash_password_into_with_memory(password, &self.salt, computed, blocks).is_err() {
+            return false;
+        }
+        // `Output`'s equality is constant-time.
+        Output::new(computed).is_ok_and(|computed| computed == self.hash)
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// The default argon2id parameters (m=65536 KiB, t=3, p=4, 32-byte output).
+pub fn default_params() -> Params {
+    let (m, t, p) = DEFAULT_PARAMS;
+    Params::new(m, t, p, Some(32)).expect("the default parameters are valid")
+}
+
+/// Hashes `password` with a fresh random salt and the default parameters; returns the PHC string.
+pub fn hash_password(password: &[u8], memory: &mut Memory) -> String {
+    let params = default_params();
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt);
+    let mut output = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, &salt, &mut output, memory.blocks(params.block_count()))
+        .expect("the default parameters and a 16-byte salt are valid");
+    let hash = argon2::PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect("the default parameters serialise"),
+        salt: Some(Salt::new(&salt).expect("16 bytes is a valid salt")),
+        hash: Some(Output::new(&output).expect("32 bytes is a valid output")),
+    };
+    hash.to_string()
+}
+
+fn fill_random(buffer: &mut [u8]) {
+    // Failing to read the OS generator leaves no safe way to go on.
+    SysRng.try_fill_bytes(buffer).expect("the OS random number generator failed");
+}
+
+/// Argon2's working memory, kept between calls so each check does not fault in 64 MiB anew.
+#[derive(Default)]
+pub struct Memory {
+    blocks: Vec<Block>,
+}
+
+impl Memory {
+    /// At least `count` blocks, growing the buffer the first time it is needed.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.blocks.len() < count {
+            self.blocks = vec![Block::default(); count];
+        }
+        &mut self.blocks[..count]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOHNDOE: &str =
+        "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
+
+    #[test]
+    fn the_tutorials_pwdlib_hash_verifies_as_it_is() {
+        let hash = PasswordHash::parse(JOHNDOE).unwrap();
+        let mut memory = Memory::default();
+        assert!(hash.verify(b"secret", &mut memory));
+        assert!(!hash.verify(b"Secret", &mut memory));
+        assert!(!hash.verify(b"", &mut memory));
+    }
+
+    #[test]
+    fn a_new_hash_uses_the_default_parameters_and_verifies() {
+        let mut memory = Memory::default();
+        let phc = hash_password(b"correct horse", &mut memory);
+        assert!(phc.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"), "{phc}");
+        let hash = PasswordHash::parse(&phc).unwrap();
+        assert!(hash.verify(b"correct horse", &mut memory));
+        assert!(!hash.verify(b"correct horsf", &mut memory));
+        assert_ne!(phc, hash_password(b"correct horse", &mut memory), "salts must differ");
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_real_parameters_and_matches_nothing() {
+        let dummy = PasswordHash::dummy(default_params());
+        assert_eq!(dummy.params().block_count(), default_params().block_count());
+        assert_eq!(dummy.params().t_cost(), 3);
+        assert!(!dummy.verify(b"dummypassword", &mut Memory::default()));
+    }
+
+    #[test]
+    fn unusable_hashes_are_refused_with_a_reason() {
+        assert!(matches!(PasswordHash::parse("secret"), Err(HashFormatError::Syntax)));
+        let bcrypt_like = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(matches!(PasswordHash::parse(bcrypt_like), Err(HashFormatError::Algorithm(_))));
+        let huge = JOHNDOE.replace("m=65536", "m=4194304");
+        assert!(matches!(PasswordHash::parse(&huge), Err(HashFormatError::TooExpensive(4194304))));
+        let no_hash = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w";
+        assert!(matches!(PasswordHash::parse(no_hash), Err(HashFormatError::Params(_))));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_hash() {
+        let hash = PasswordHash::parse(JOHNDOE).unwrap();
+        assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");
+    }
+}

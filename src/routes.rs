@@ -1,0 +1,85 @@
+//! The three routes of the tutorial, each a few lines: extract, call one function, answer.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::ActiveUser;
+use crate::client_ip::ClientIp;
+use crate::error::ApiError;
+use crate::form::LoginForm;
+use crate::login::authenticate_user;
+use crate::users::User;
+
+/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    /// The JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+}
+
+/// One of the current user's items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Item {
+    /// The item's name.
+    pub item_id: &'static str,
+    /// The username of its owner.
+    pub owner: String,
+}
+
+/// `POST /token`: logs in with the OAuth2 password form and returns a bearer token.
+#[utoipa::path(
+    post,
+    path = "/token",
+    operation_id = "login_for_access_token_token_post",
+    summary = "Login For Access Token",
+    description = "Logs in with the OAuth2 password grant form and returns an HS256 JWT to send as `Authorization: Bearer <token>`.",
+    request_body(content = crate::openapi::LoginFormSchema, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Successful Response", body = Token),
+        (status = 401, description = "Incorrect username or password", body = crate::openapi::HttpError,
+            headers(("WWW-Authenticate" = String, description = "Always `Bearer`"))),
+        (status = 422, description = "Validation Error", body = crate::openapi::HttpValidationError),
+    )
+)]
+pub async fn login_for_access_token(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    form: LoginForm,
+) -> Result<Json<Token>, ApiError> {
+    let user = authenticate_user(&state, client, &form.username, form.password).await?;
+    let access_token = state.tokens.create_access_token(&user.username).map_err(|_| ApiError::Internal)?;
+    Ok(Json(Token { access_token, token_type: "bearer" }))
+}
+
+/// `GET /users/me/`: the logged-in user.
+#[utoipa::path(
+    get,
+    path = "/users/me/",
+    operation_id = "read_users_me_users_me__get",
+    summary = "Read Users Me",
+    responses((status = 200, description = "Successful Response", body = User)),
+    security(("OAuth2PasswordBearer" = []))
+)]
+pub async fn read_users_me(ActiveUser(user): ActiveUser) -> Json<Arc<User>> {
+    Json(user)
+}
+
+/// `GET /users/me/items/`: the logged-in user's items.
+#[utoipa::path(
+    get,
+    path = "/users/me/items/",
+    operation_id = "read_own_items_users_me_items__get",
+    summary = "Read Own Items",
+    responses((status = 200, description = "Successful Response", body = [Item])),
+    security(("OAuth2PasswordBearer" = []))
+)]
+pub async fn read_own_items(ActiveUser(user): ActiveUser) -> Json<[Item; 1]> {
+    Json([Item { item_id: "Foo", owner: user.username.clone() }])
+}

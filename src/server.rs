@@ -1,0 +1,163 @@
+//! Serving: the accept loop over hyper's HTTP/1 connection builder, with the limits that
+//! `axum::serve` cannot set (a header-read timeout, a cap on open connections), and a graceful
+//! shutdown that lets requests in flight finish.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::config::{ConfigError, Env};
+
+/// Connection, size and time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body read (`POST /token` only reads one): 16 KiB.
+    pub max_body_bytes: usize,
+    /// A client must send its whole request head within this (`HEADER_READ_TIMEOUT_SECS`, 5);
+    /// it is also how long an idle keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+    /// A client must send its whole body within this (`BODY_READ_TIMEOUT_SECS`, 10).
+    pub body_timeout: Duration,
+    /// Longest time any request may take (`REQUEST_TIMEOUT_SECS`, 30).
+    pub request_timeout: Duration,
+    /// Most connections open at once; further clients wait in the kernel's backlog
+    /// (`MAX_CONNECTIONS`, 1024).
+    pub max_connections: usize,
+    /// Largest request head (start line and headers): 32 KiB.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Reads the timeout and connection variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            header_read_timeout: env.seconds(
+                "HEADER_READ_TIMEOUT_SECS",
+                d.header_read_timeout.as_secs(),
+                1..=300,
+            )?,
+            body_timeout: env.seconds("BODY_READ_TIMEOUT_SECS", d.body_timeout.as_secs(), 1..=300)?,
+            request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs(), 1..=600)?,
+            max_connections: env.parse_in("MAX_CONNECTIONS", d.max_connections, 1..=1_000_000)?,
+            ..d
+        })
+    }
+}
+
+/// How long shutdown waits for open connections before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains open connections.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            if let Some(uri) = crate::http::decode_path(request.uri()) {
+                *request.uri_mut() = uri;
+            }
+            app.clone().oneshot(request)
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Errors here are clients misbehaving (timeouts, resets, bad HTTP); hyper has
+            // already answered what can be answered.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("shutdown: some connections were still open after {SHUTDOWN_GRACE:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is called,
+/// so a signal that arrives right after start is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
+    };
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            () = received(interrupt.as_mut()) => {}
+            () = received(terminate.as_mut()) => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing requests in flight");
+    }
+}
+
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => drop(signal.recv().await),
+        None => std::future::pending().await,
+    }
+}

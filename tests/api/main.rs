@@ -1,0 +1,8 @@
+//! Integration tests: each starts the real server on 127.0.0.1:0 and speaks HTTP to it.
+
+mod current_user;
+mod docs;
+mod helpers;
+mod login;
+mod operations;
+mod routing;

@@ -1,0 +1,119 @@
+//! Running the server: a users file, the `hash-password` command, configuration errors at
+//! start, the startup log, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oauth2_jwt_server::users::UserStore;
+
+use crate::helpers::{TestApp, test_config};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_oauth2-jwt-server");
+
+fn hash_with_the_cli(password: &str) -> String {
+    let mut child = Command::new(BINARY)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim_end().to_owned()
+}
+
+/// The server binary with a clean environment plus `vars`, run in an empty directory (no .env).
+fn start_binary(vars: &[(&str, &str)]) -> Child {
+    let dir = std::env::temp_dir().join(format!("oauth2-jwt-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Command::new(BINARY)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_user_added_with_hash_password_can_log_in_from_a_users_file() {
+    let hash = hash_with_the_cli("correct horse battery staple");
+    assert!(hash.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"), "{hash}");
+    let file = std::env::temp_dir().join(format!("users-{}.json", std::process::id()));
+    let users = serde_json::json!({
+        "carol": {"username": "carol", "full_name": "Carol", "email": null, "hashed_password": hash, "disabled": false}
+    });
+    std::fs::write(&file, users.to_string()).unwrap();
+    let app = TestApp::spawn_with(test_config(), UserStore::load(&file).unwrap()).await;
+
+    let token = app.token_for("carol", "correct horse battery staple").await;
+    let me = app.get_with_token("/users/me/", &token).await.text().await.unwrap();
+
+    assert_eq!(me, r#"{"username":"carol","email":null,"full_name":"Carol","disabled":false}"#);
+    assert_eq!(app.login("johndoe", "secret").await.status(), 401, "the file replaces the seed");
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn hash_password_refuses_an_empty_password() {
+    let mut child = Command::new(BINARY)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("empty password"));
+}
+
+#[test]
+fn bad_configuration_stops_the_server_with_a_clear_message() {
+    let bad_file = std::env::temp_dir().join(format!("bad-users-{}.json", std::process::id()));
+    std::fs::write(&bad_file, r#"{"bob": {"username": "bob", "hashed_password": "plaintext"}}"#).unwrap();
+    let bad_file = bad_file.to_str().unwrap().to_owned();
+    for (vars, expected) in [
+        (vec![("ACCESS_TOKEN_EXPIRE_MINUTES", "abc")], "invalid ACCESS_TOKEN_EXPIRE_MINUTES=\"abc\""),
+        (vec![("BIND_ADDR", "nowhere")], "invalid BIND_ADDR=\"nowhere\""),
+        (vec![("LOGIN_THROTTLE", "sometimes")], "invalid LOGIN_THROTTLE=\"sometimes\""),
+        (vec![("USERS_FILE", "/does/not/exist.json")], "cannot read /does/not/exist.json"),
+        (vec![("USERS_FILE", bad_file.as_str())], "entry \"bob\": hashed_password: not a PHC string"),
+    ] {
+        let output = start_binary(&vars).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{vars:?}: {stderr}");
+        assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn without_a_secret_key_the_server_starts_warns_and_stops_on_sigterm() {
+    let mut child = start_binary(&[("BIND_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.contains("docs at") && Instant::now() < deadline {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        log.push_str(&line);
+    }
+    assert!(log.contains("SECRET_KEY is not set"), "{log}");
+    assert!(log.contains("will NOT survive a restart"), "{log}");
+    let address = log.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert!(log.contains(&format!("http://{address}/docs")), "{log}");
+
+    let response = std::net::TcpStream::connect(address).map(|_| ());
+    assert!(response.is_ok(), "the server accepts connections at {address}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean exit after SIGTERM, got {status:?}");
+}
