@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::framing::AmbiguousFraming;
 
 /// One log line per request: method, path (never the query), status and latency.
 /// Headers are never logged, so neither is `Authorization`.
@@ -33,7 +34,9 @@ pub async fn reject_ambiguous_framing(request: Request, next: Next) -> Response 
     if request.version() == Version::HTTP_11 && !headers.contains_key(HOST) {
         return ApiError::BadFraming("Missing Host header").into_response();
     }
-    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+    let both_lengths = request.extensions().get::<AmbiguousFraming>().is_some()
+        || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH));
+    if both_lengths {
         return ApiError::BadFraming("Both Content-Length and Transfer-Encoding").into_response();
     }
     next.run(request).await

@@ -13,6 +13,8 @@ pub mod docs;
 pub mod error;
 /// The login form and its validation.
 pub mod form;
+/// Spotting requests with both `Content-Length` and `Transfer-Encoding`.
+pub mod framing;
 /// The bounded thread pool that runs argon2 off the async runtime.
 pub mod hash_pool;
 /// Logging, framing checks, timeouts.

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::{ConfigError, Env};
+use crate::framing::{AmbiguousFraming, FramingFlags, FramingWatch};
 
 /// Connection, size and time limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +108,19 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let framing = Arc::new(FramingFlags::default());
+        let io = TokioIo::new(FramingWatch::new(stream, Arc::clone(&framing), limits.max_header_bytes));
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            if framing.next_request_is_ambiguous() {
+                request.extensions_mut().insert(AmbiguousFraming);
+            }
             if let Some(uri) = crate::http::decode_path(request.uri()) {
                 *request.uri_mut() = uri;
             }
             app.clone().oneshot(request)
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             // Errors here are clients misbehaving (timeouts, resets, bad HTTP); hyper has
             // already answered what can be answered.

@@ -112,6 +112,13 @@ impl TestApp {
         self.get(path, Some(&format!("Bearer {token}"))).await
     }
 
+    /// After any abuse: a normal login and `GET /users/me/` still work.
+    pub async fn assert_still_serves(&self) {
+        let token = self.token_for("johndoe", "secret").await;
+        let me = self.get_with_token("/users/me/", &token).await;
+        assert_eq!(me.status(), 200, "the server still serves a normal login and /users/me/");
+    }
+
     /// Sends raw bytes on a fresh connection and reads until the server closes it or 5 s pass.
     pub async fn raw(&self, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(self.socket).await.unwrap();

@@ -2,6 +2,7 @@
 
 mod current_user;
 mod docs;
+mod hardening;
 mod helpers;
 mod login;
 mod operations;

@@ -1,0 +1,293 @@
+//! Spots requests that carry both `Content-Length` and `Transfer-Encoding`.
+//!
+//! hyper resolves that conflict itself (the body is read as chunked, the length header is
+//! dropped and the connection closes afterwards), so the application never sees it. This
+//! wraps the connection's byte stream, follows request boundaries with the same parser hyper
+//! uses (`httparse`), and records which request on the connection was ambiguous, so that
+//! `http::reject_ambiguous_framing` can answer it 400 (RFC 9112 §6.1: the request-smuggling
+//! shape) instead of guessing.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Shared between a connection's reader and its requests: the 1-based index of the first
+/// request whose head had both framing headers (0: none so far).
+#[derive(Debug, Default)]
+pub struct FramingFlags {
+    ambiguous: AtomicU64,
+    served: AtomicU64,
+}
+
+/// Marks a request whose head carried both `Content-Length` and `Transfer-Encoding`.
+#[derive(Debug, Clone, Copy)]
+pub struct AmbiguousFraming;
+
+impl FramingFlags {
+    /// Called once per request, in order: true when this request was the ambiguous one.
+    pub fn next_request_is_ambiguous(&self) -> bool {
+        let index = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        self.ambiguous.load(Ordering::Relaxed) == index
+    }
+}
+
+/// A connection's stream, watched as it is read.
+pub struct FramingWatch<S> {
+    inner: S,
+    scanner: Scanner,
+}
+
+impl<S> FramingWatch<S> {
+    /// Wraps `inner`; findings go to `flags`. Heads longer than `max_head` are not followed.
+    pub fn new(inner: S, flags: Arc<FramingFlags>, max_head: usize) -> Self {
+        Self { inner, scanner: Scanner::new(flags, max_head) }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            self.scanner.feed(&buf.filled()[before..]);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+enum State {
+    /// Collecting a request head (possibly split over reads).
+    Head,
+    /// Skipping a body of known length.
+    Body(u64),
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Skipping chunk data, then its CRLF.
+    ChunkData(u64),
+    /// Skipping trailer lines up to the empty line.
+    Trailers,
+    /// Nothing more to follow (an ambiguous head was found, or the stream is not HTTP we can
+    /// follow; hyper answers or closes those itself).
+    Done,
+}
+
+struct Scanner {
+    state: State,
+    pending: Vec<u8>,
+    requests: u64,
+    flags: Arc<FramingFlags>,
+    max_head: usize,
+}
+
+impl Scanner {
+    fn new(flags: Arc<FramingFlags>, max_head: usize) -> Self {
+        Self { state: State::Head, pending: Vec::new(), requests: 0, flags, max_head }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let used = match self.state {
+                State::Done => return,
+                State::Body(remaining) => {
+                    let take = remaining.min(data.len() as u64);
+                    self.state = if take == remaining { State::Head } else { State::Body(remaining - take) };
+                    take as usize
+                }
+                State::ChunkData(remaining) => {
+                    let take = remaining.min(data.len() as u64);
+                    self.state = State::ChunkData(remaining - take);
+                    if take == remaining {
+                        // The data is followed by CRLF, which the next size line skips as blank.
+                        self.state = State::ChunkSize;
+                    }
+                    take as usize
+                }
+                State::Head | State::ChunkSize | State::Trailers => match self.line_based(data) {
+                    Some(used) => used,
+                    None => return,
+                },
+            };
+            data = &data[used..];
+        }
+    }
+
+    /// Handles the states that need whole lines or heads; returns how much of `data` was used,
+    /// or `None` when everything was buffered waiting for more.
+    fn line_based(&mut self, data: &[u8]) -> Option<usize> {
+        let already = self.pending.len();
+        let joined;
+        let input: &[u8] = if already == 0 {
+            data
+        } else {
+            self.pending.extend_from_slice(data);
+            joined = std::mem::take(&mut self.pending);
+            &joined
+        };
+        let consumed = match self.state {
+            State::Head => self.head(input),
+            State::ChunkSize => self.chunk_size(input),
+            _ => self.trailer_line(input),
+        };
+        match consumed {
+            Some(consumed) => Some(consumed - already),
+            None => {
+                if input.len() > self.max_head {
+                    self.state = State::Done;
+                } else if already == 0 {
+                    self.pending.extend_from_slice(input);
+                } else {
+                    self.pending = input.to_vec();
+                }
+                None
+            }
+        }
+    }
+
+    fn head(&mut self, input: &[u8]) -> Option<usize> {
+        let mut headers = [httparse::EMPTY_HEADER; 100];
+        let mut request = httparse::Request::new(&mut headers);
+        let length = match request.parse(input) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return None,
+            Err(_) => {
+                self.state = State::Done;
+                return Some(input.len());
+            }
+        };
+        self.requests += 1;
+        let mut content_length = None;
+        let mut chunked = None;
+        for header in request.headers.iter() {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                content_length =
+                    std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+                content_length.get_or_insert(0);
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                let last = header.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+        }
+        self.state = match (content_length, chunked) {
+            (Some(_), Some(_)) => {
+                self.flags
+                    .ambiguous
+                    .compare_exchange(0, self.requests, Ordering::Relaxed, Ordering::Relaxed)
+                    .ok();
+                State::Done
+            }
+            (None, Some(true)) => State::ChunkSize,
+            (None, Some(false)) => State::Done,
+            (Some(0) | None, None) => State::Head,
+            (Some(length), None) => State::Body(length),
+        };
+        Some(length)
+    }
+
+    fn chunk_size(&mut self, input: &[u8]) -> Option<usize> {
+        // The CRLF that ends the previous chunk's data comes first; skip blank line ends.
+        let start = input.iter().take_while(|&&b| b == b'\r' || b == b'\n').count().min(2);
+        match httparse::parse_chunk_size(&input[start..]) {
+            Ok(httparse::Status::Complete((length, 0))) => {
+                self.state = State::Trailers;
+                Some(start + length)
+            }
+            Ok(httparse::Status::Complete((length, size))) => {
+                self.state = State::ChunkData(size);
+                Some(start + length)
+            }
+            Ok(httparse::Status::Partial) => None,
+            Err(_) => {
+                self.state = State::Done;
+                Some(input.len())
+            }
+        }
+    }
+
+    fn trailer_line(&mut self, input: &[u8]) -> Option<usize> {
+        let end = input.iter().position(|&b| b == b'\n')?;
+        if input[..end].iter().all(|&b| b == b'\r') {
+            self.state = State::Head;
+        }
+        Some(end + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ambiguous_index(chunks: &[&[u8]]) -> u64 {
+        let flags = Arc::new(FramingFlags::default());
+        let mut scanner = Scanner::new(Arc::clone(&flags), 32 * 1024);
+        for chunk in chunks {
+            scanner.feed(chunk);
+        }
+        flags.ambiguous.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn both_headers_in_one_head_are_found() {
+        let request = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(ambiguous_index(&[request]), 1);
+        let reversed =
+            b"POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\ncontent-length: 5\r\nHost: x\r\n\r\n";
+        assert_eq!(ambiguous_index(&[reversed]), 1);
+    }
+
+    #[test]
+    fn plain_requests_are_not_flagged() {
+        let get = b"GET /users/me/ HTTP/1.1\r\nHost: x\r\n\r\n";
+        let post = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nusername=a&";
+        let chunked = b"POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nTrailer: y\r\n\r\n";
+        assert_eq!(ambiguous_index(&[get, post, chunked, get]), 0);
+    }
+
+    #[test]
+    fn the_index_counts_pipelined_requests_across_split_reads() {
+        let stream: Vec<u8> = [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\nContent-Length: 1\r\nTransfer-E",
+            b"POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"POST /token HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n0\r\n\r\n",
+        ]
+        .concat();
+        for split in [1, 2, 3, 7, 50] {
+            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+            assert_eq!(ambiguous_index(&chunks), 4, "split every {split} bytes");
+        }
+    }
+}
