@@ -371,3 +371,56 @@ async fn an_unknown_username_costs_as_much_as_a_wrong_password() {
     let (known, unknown) = (median(&mut wrong_password), median(&mut unknown_user));
     assert!(unknown * 2 >= known, "unknown user {unknown:?} vs wrong password {known:?}");
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_gets_503_and_its_queued_hash_is_skipped() {
+    let config = oauth2_jwt_server::config::Config {
+        hashing: HashingConfig { workers: 1, queue: 100 },
+        limits: Limits { request_timeout: Duration::from_secs(1), ..Limits::default() },
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(config, UserStore::seeded()).await;
+
+    let logins = (0..30).map(|_| app.login("johndoe", "secret"));
+    let answers = futures::future::join_all(logins).await;
+
+    let mut timed_out = 0;
+    for response in answers {
+        let answer = Answer::of(response).await;
+        if answer.status == 503 {
+            timed_out += 1;
+            answer.assert_json(503, BUSY);
+        }
+    }
+    assert!(timed_out > 0, "some logins ran over the 1 s limit");
+    app.assert_still_serves().await;
+}
+
+#[tokio::test]
+async fn a_distributed_attack_on_one_username_spares_the_users_known_address() {
+    let throttle = ThrottleConfig { user_max_failures: 5, ..strict_throttle() };
+    let config = oauth2_jwt_server::config::Config {
+        throttle,
+        trusted_proxies: "127.0.0.1".parse().unwrap(),
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(config, UserStore::seeded()).await;
+    let login_from = |client_ip: String, password: &'static str| {
+        app.client
+            .post(format!("{}/token", app.address))
+            .header("x-forwarded-for", client_ip)
+            .form(&[("username", "johndoe"), ("password", password)])
+            .send()
+    };
+    let home = "192.0.2.10".to_owned();
+    assert_eq!(login_from(home.clone(), "secret").await.unwrap().status(), 200);
+
+    for attacker in 0..6 {
+        let status = login_from(format!("203.0.113.{attacker}"), "wrong").await.unwrap().status();
+        assert!(status == 401 || status == 429);
+    }
+
+    let elsewhere = Answer::of(login_from("198.51.100.77".to_owned(), "secret").await.unwrap()).await;
+    elsewhere.assert_json(429, THROTTLED);
+    assert_eq!(login_from(home, "secret").await.unwrap().status(), 200, "the known address still logs in");
+}

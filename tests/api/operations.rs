@@ -28,6 +28,10 @@ fn hash_with_the_cli(password: &str) -> String {
 fn start_binary(vars: &[(&str, &str)]) -> Child {
     let dir = std::env::temp_dir().join(format!("oauth2-jwt-server-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    start_binary_in(&dir, vars)
+}
+
+fn start_binary_in(dir: &std::path::Path, vars: &[(&str, &str)]) -> Child {
     Command::new(BINARY)
         .env_clear()
         .envs(vars.iter().copied())
@@ -93,9 +97,8 @@ fn bad_configuration_stops_the_server_with_a_clear_message() {
     }
 }
 
-#[test]
-fn without_a_secret_key_the_server_starts_warns_and_stops_on_sigterm() {
-    let mut child = start_binary(&[("BIND_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")]);
+/// Reads the log until the server says where its docs are; returns the log and the address.
+fn wait_until_listening(child: &mut Child) -> (BufReader<std::process::ChildStdout>, String, String) {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -106,14 +109,72 @@ fn without_a_secret_key_the_server_starts_warns_and_stops_on_sigterm() {
         }
         log.push_str(&line);
     }
-    assert!(log.contains("SECRET_KEY is not set"), "{log}");
-    assert!(log.contains("will NOT survive a restart"), "{log}");
-    let address = log.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap();
-    assert!(log.contains(&format!("http://{address}/docs")), "{log}");
+    let address =
+        log.split("listening on http://").nth(1).expect(&log).split_whitespace().next().unwrap().to_owned();
+    (stdout, log, address)
+}
 
-    let response = std::net::TcpStream::connect(address).map(|_| ());
-    assert!(response.is_ok(), "the server accepts connections at {address}");
+fn stop(mut child: Child) {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "a clean exit after SIGTERM, got {status:?}");
+}
+
+#[test]
+fn a_dot_env_file_is_read_and_real_environment_variables_win() {
+    let dir = std::env::temp_dir().join(format!("oauth2-jwt-server-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".env"), "BIND_ADDR=127.0.0.1:0\nACCESS_TOKEN_EXPIRE_MINUTES=abc\n").unwrap();
+
+    let from_file = start_binary_in(&dir, &[]).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&from_file.stderr);
+    assert!(stderr.contains("invalid ACCESS_TOKEN_EXPIRE_MINUTES=\"abc\""), "{stderr}");
+
+    let mut overridden = start_binary_in(&dir, &[("ACCESS_TOKEN_EXPIRE_MINUTES", "5")]);
+    let (_, log, _) = wait_until_listening(&mut overridden);
+    assert!(log.contains("listening on http://127.0.0.1:"), "BIND_ADDR came from .env: {log}");
+    stop(overridden);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn logs_have_one_line_per_request_and_never_a_secret() {
+    let key = "a-signing-key-that-must-not-leak-0123456789";
+    let mut child = start_binary(&[("BIND_ADDR", "127.0.0.1:0"), ("RUST_LOG", "trace"), ("SECRET_KEY", key)]);
+    let (mut stdout, mut log, address) = wait_until_listening(&mut child);
+    let client = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let login = |password: &'static str| {
+        client.post(format!("{base}/token")).form(&[("username", "johndoe"), ("password", password)]).send()
+    };
+    let body: serde_json::Value = login("secret").await.unwrap().json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let me = client.get(format!("{base}/users/me/?q=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(login("hunter2-wrong").await.unwrap().status(), 401);
+
+    stop(child);
+    std::io::Read::read_to_string(&mut stdout, &mut log).unwrap();
+    let requests: Vec<&str> = log.lines().filter(|line| line.contains(" request ")).collect();
+    assert_eq!(requests.len(), 3, "{log}");
+    assert!(requests[0].contains("method=POST path=/token status=200 latency_ms="), "{log}");
+    assert!(requests[1].contains("method=GET path=/users/me/ status=200"), "no query string: {log}");
+    assert!(requests[2].contains("status=401"), "{log}");
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    for secret in ["secret", "hunter2", "$argon2", key, signature, "Bearer"] {
+        assert!(!log.contains(secret), "the log contains {secret:?}: {log}");
+    }
+}
+
+#[test]
+fn without_a_secret_key_the_server_starts_warns_and_stops_on_sigterm() {
+    let mut child = start_binary(&[("BIND_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")]);
+    let (_, log, address) = wait_until_listening(&mut child);
+    assert!(log.contains("SECRET_KEY is not set"), "{log}");
+    assert!(log.contains("will NOT survive a restart"), "{log}");
+    assert!(log.contains(&format!("http://{address}/docs")), "{log}");
+
+    let response = std::net::TcpStream::connect(&address).map(|_| ());
+    assert!(response.is_ok(), "the server accepts connections at {address}");
+    stop(child);
 }
