@@ -28,8 +28,9 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    // Real environment variables win over .env; a missing .env is fine.
-    let dotenv = dotenvy::dotenv();
+    // Real environment variables win over .env; a missing .env is fine. Only the working
+    // directory's .env is read (dotenvy::dotenv would also search parent directories).
+    let dotenv = dotenvy::from_path(".env");
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
