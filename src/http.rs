@@ -13,36 +13,45 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::framing::AmbiguousFraming;
 
-/// One log line per request: method, path (never the query), status and latency.
-/// Headers are never logged, so neither is `Authorization`.
-pub async fn log_request(request: Request, next: Next) -> Response {
+/// Around every request: refuse ambiguous framing, then write one log line (method, path
+/// without the query, status, latency). Headers are never logged, so neither is
+/// `Authorization`.
+pub async fn check_and_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+    let uri = request.uri().clone();
+    let response = match ambiguous_framing(&request) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
+    };
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(target: "http", %method, %path, status, latency_ms = format_args!("{latency_ms:.3}"), "request");
+    tracing::info!(
+        target: "http",
+        %method,
+        path = %uri.path(),
+        status,
+        latency_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
     response
 }
 
-/// Refuses requests whose framing is ambiguous: an HTTP/1.1 request without `Host`
-/// (RFC 9112 §3.2) or with both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1, the
-/// request-smuggling shape). Both get 400 and the connection is closed.
-pub async fn reject_ambiguous_framing(request: Request, next: Next) -> Response {
+/// A request whose framing we refuse to guess at: an HTTP/1.1 request without `Host`
+/// (RFC 9112 §3.2), or one with both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1,
+/// the request-smuggling shape). Both get 400 and the connection is closed.
+fn ambiguous_framing(request: &Request) -> Option<ApiError> {
     let headers = request.headers();
     if request.version() == Version::HTTP_11 && !headers.contains_key(HOST) {
-        return ApiError::BadFraming("Missing Host header").into_response();
+        return Some(ApiError::BadFraming("Missing Host header"));
     }
     let both_lengths = request.extensions().get::<AmbiguousFraming>().is_some()
         || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH));
-    if both_lengths {
-        return ApiError::BadFraming("Both Content-Length and Transfer-Encoding").into_response();
-    }
-    next.run(request).await
+    both_lengths.then_some(ApiError::BadFraming("Both Content-Length and Transfer-Encoding"))
 }
 
-/// Bounds the time any request may take (`REQUEST_TIMEOUT_SECS`).
+/// Bounds the time a login may take, queueing for a hashing thread included
+/// (`REQUEST_TIMEOUT_SECS`). Only `/token` waits on anything; the other routes answer from
+/// memory at once.
 pub async fn limit_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit: Duration = state.limits.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {

@@ -91,6 +91,7 @@ pub fn app(state: AppState) -> Router {
     // RFC 6749 §5.1: token responses must not be cached.
     let token = Router::new()
         .route("/token", post(routes::login_for_access_token).fallback(http::method_not_allowed("POST")))
+        .route_layer(from_fn_with_state(state.clone(), http::limit_time))
         .layer(SetResponseHeaderLayer::overriding(PRAGMA, HeaderValue::from_static("no-cache")))
         .layer(no_store());
     // Both spellings answer directly (FastAPI redirects the slashless ones with a 307).
@@ -111,13 +112,8 @@ pub fn app(state: AppState) -> Router {
         .merge(users)
         .merge(docs::router())
         .fallback(http::not_found)
-        .layer(from_fn_with_state(state.clone(), http::limit_time))
-        .layer(from_fn(http::reject_ambiguous_framing))
-        .layer(SetResponseHeaderLayer::overriding(
-            X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(from_fn(http::log_request))
+        .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(from_fn(http::check_and_log))
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .with_state(state)
 }
