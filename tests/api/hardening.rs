@@ -224,7 +224,7 @@ async fn a_client_sending_its_body_slowly_gets_408() {
 #[tokio::test]
 async fn a_full_hashing_queue_answers_503_with_retry_after_and_reads_stay_served() {
     let config = oauth2_jwt_server::config::Config {
-        hashing: HashingConfig { workers: 1, queue: 1 },
+        hashing: HashingConfig { workers: 1, lane_threads: 2, queue: 1 },
         ..test_config()
     };
     let app = TestApp::spawn_with(config, UserStore::seeded()).await;
@@ -375,7 +375,7 @@ async fn an_unknown_username_costs_as_much_as_a_wrong_password() {
 #[tokio::test]
 async fn a_request_over_the_time_limit_gets_503_and_its_queued_hash_is_skipped() {
     let config = oauth2_jwt_server::config::Config {
-        hashing: HashingConfig { workers: 1, queue: 100 },
+        hashing: HashingConfig { workers: 1, lane_threads: 2, queue: 100 },
         limits: Limits { request_timeout: Duration::from_secs(1), ..Limits::default() },
         ..test_config()
     };

@@ -43,7 +43,7 @@ pub fn test_config() -> Config {
         access_token_lifetime: Duration::from_secs(30 * 60),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         users_file: None,
-        hashing: HashingConfig { workers: 2, queue: 64 },
+        hashing: HashingConfig { workers: 2, lane_threads: 2, queue: 64 },
         throttle: ThrottleConfig { enabled: false, ..ThrottleConfig::default() },
         trusted_proxies: Default::default(),
         limits: Limits::default(),
