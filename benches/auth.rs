@@ -1,0 +1,59 @@
+//! Micro-benchmarks of the two costs behind every request: argon2 password verification
+//! (`POST /token`) and HS256 token minting/validation (`POST /token`, `GET /users/me/`).
+//!
+//! Run with `cargo bench` (about 1-2 minutes on 2 cores, most of it compiling), or one group
+//! with `cargo bench --bench auth -- password`. Only the library's public API is used.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use oauth2_jwt_server::config::SecretKey;
+use oauth2_jwt_server::jwt::TokenKeys;
+use oauth2_jwt_server::password::{Memory, PasswordHash};
+
+/// The tutorial's stored hash for johndoe (pwdlib's argon2id defaults: 64 MiB, t=3, p=4).
+const JOHNDOE_HASH: &str =
+    "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
+const TUTORIAL_KEY: &str = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
+
+fn password(c: &mut Criterion) {
+    let hash = PasswordHash::parse(JOHNDOE_HASH).expect("the tutorial hash parses");
+    let mut memory = Memory::default();
+    // A benchmark of a broken check would be meaningless: make sure it answers right first.
+    assert!(hash.verify(b"secret", &mut memory), "johndoe's password must verify");
+
+    let mut group = c.benchmark_group("password");
+    // One verification takes ~50-400 ms (more on a busy machine): flat sampling runs each of
+    // the 10 samples (criterion's minimum) once or twice, so the group takes seconds, not minutes.
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    // What the server's hashing threads do: the 64 MiB working area is allocated once.
+    group.bench_function("verify_reused_memory", |b| {
+        b.iter(|| hash.verify(black_box(b"secret"), &mut memory))
+    });
+    // For comparison: allocating (and faulting in) 64 MiB on every call.
+    group.bench_function("verify_fresh_memory", |b| {
+        b.iter(|| hash.verify(black_box(b"secret"), &mut Memory::default()))
+    });
+    group.finish();
+}
+
+fn jwt(c: &mut Criterion) {
+    let keys = TokenKeys::new(&SecretKey::new(TUTORIAL_KEY), Duration::from_secs(30 * 60));
+    let token = keys.create_access_token("johndoe").expect("a token can be minted");
+    assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"));
+
+    let mut group = c.benchmark_group("jwt");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group.bench_function("create_access_token", |b| {
+        b.iter(|| keys.create_access_token(black_box("johndoe")).expect("mint"))
+    });
+    group.bench_function("decode_token", |b| {
+        b.iter(|| keys.decode_token(black_box(&token)).expect("valid token"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, password, jwt);
+criterion_main!(benches);
