@@ -284,9 +284,11 @@ fn percent_decode(ascii: &[u8], plus_is_space: bool) -> Vec<u8> {
     out
 }
 
-/// Reads a multipart body already in memory. A file part with no content counts as absent,
-/// as in FastAPI; a part without a name is refused with Starlette's message.
+/// Reads a multipart body already in memory, as Starlette does: a part with a non-empty
+/// `filename` is a file; values are decoded with the form's `charset` (UTF-8 by default),
+/// falling back to Latin-1 when they do not decode; a part without a name is refused.
 async fn parse_multipart(request: Request, state: &AppState) -> Result<Vec<(String, FieldValue)>, ApiError> {
+    let utf8 = declares_utf8(&request);
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|_| ApiError::BadRequest("Missing boundary in multipart."))?;
@@ -300,12 +302,33 @@ async fn parse_multipart(request: Request, state: &AppState) -> Result<Vec<(Stri
                 "The Content-Disposition header field \"name\" must be provided.",
             ));
         };
-        let is_file = field.file_name().is_some();
-        let text = field.text().await.map_err(|_| invalid_multipart())?;
-        let value = if is_file && !text.is_empty() { FieldValue::File } else { FieldValue::Text(text) };
+        let is_file = field.file_name().is_some_and(|file_name| !file_name.is_empty());
+        let bytes = field.bytes().await.map_err(|_| invalid_multipart())?;
+        let value = if is_file { FieldValue::File } else { FieldValue::Text(decode_text(&bytes, utf8)) };
         fields.push((name, value));
     }
     Ok(fields)
+}
+
+/// True unless the form's content type names a charset other than UTF-8.
+fn declares_utf8(request: &Request) -> bool {
+    let Some(content_type) = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let charset = content_type.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"'))
+    });
+    charset
+        .is_none_or(|charset| charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8"))
+}
+
+/// UTF-8 when asked for and valid, otherwise Latin-1 (which decodes any bytes).
+fn decode_text(bytes: &[u8], utf8: bool) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if utf8 => text.to_owned(),
+        _ => bytes.iter().map(|&byte| char::from(byte)).collect(),
+    }
 }
 
 fn invalid_multipart() -> ApiError {

@@ -36,13 +36,18 @@ pub async fn check_and_log(request: Request, next: Next) -> Response {
     response
 }
 
-/// A request whose framing we refuse to guess at: an HTTP/1.1 request without `Host`
-/// (RFC 9112 §3.2), or one with both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1,
-/// the request-smuggling shape). Both get 400 and the connection is closed.
+/// A request whose framing we refuse to guess at: an HTTP/1.1 request without `Host` or with
+/// two (RFC 9112 §3.2), or one with both `Content-Length` and `Transfer-Encoding` (RFC 9112
+/// §6.1, the request-smuggling shape). All get 400 and the connection is closed.
 fn ambiguous_framing(request: &Request) -> Option<ApiError> {
     let headers = request.headers();
-    if request.version() == Version::HTTP_11 && !headers.contains_key(HOST) {
-        return Some(ApiError::BadFraming("Missing Host header"));
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() == Version::HTTP_11 => {
+            return Some(ApiError::BadFraming("Missing Host header"));
+        }
+        (Some(_), Some(_)) => return Some(ApiError::BadFraming("More than one Host header")),
+        _ => {}
     }
     let both_lengths = request.extensions().get::<AmbiguousFraming>().is_some()
         || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH));

@@ -1,18 +1,23 @@
 //! Access tokens: HS256 JWTs with `sub` and `exp`, minted and checked the way PyJWT does it.
 //!
-//! `jsonwebtoken` checks the signature and the algorithm (HS256 alone); the claims are then
-//! checked here with PyJWT's rules (no leeway, future `nbf`/`iat` refused, `sub`/`jti` strings,
-//! any truthy `aud` refused) plus one rule of ours: `exp` is required (RFC 8725).
+//! Minting uses `jsonwebtoken`'s HS256 signer and PyJWT's exact header bytes. Checking follows
+//! PyJWT's rules to the letter, which `jsonwebtoken`'s typed `Header` cannot express (a `null`
+//! `kid` or `crit`, `b64`, duplicate keys, padded segments): the header and claims are read
+//! here and the signature is checked with the same RustCrypto HMAC, keyed once at start. On top
+//! of PyJWT: `exp` is required (RFC 8725), any `crit` is refused, and so is a token over 8 KiB.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Sha256;
 
 use crate::config::SecretKey;
 
@@ -22,11 +27,16 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// `{"alg":"HS256","typ":"JWT"}`, byte for byte as PyJWT writes it.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// The signing key, the validation rules and the token lifetime, built once at start.
+/// PyJWT's segment decoding: URL-safe alphabet, canonical, padding allowed but not required.
+const SEGMENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The signing key, ready to sign and verify, and the token lifetime, built once at start.
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    mac: Hmac<Sha256>,
     lifetime: Duration,
 }
 
@@ -42,12 +52,16 @@ pub enum TokenError {
     /// Over `MAX_TOKEN_LEN`.
     #[error("token too long")]
     TooLong,
-    /// Bad structure, encoding, algorithm or signature.
-    #[error("malformed token or bad signature")]
-    Invalid,
-    /// A `crit` header: we understand no extensions (RFC 7515 §4.1.11).
-    #[error("critical header extension")]
-    Critical,
+    /// Bad structure or encoding.
+    #[error("malformed token")]
+    Malformed,
+    /// A header we refuse: an algorithm other than HS256, a `crit` (RFC 7515 §4.1.11: we
+    /// understand no extensions), a non-string `kid`, or an unencoded payload (`b64: false`).
+    #[error("unacceptable header")]
+    Header,
+    /// The signature does not match.
+    #[error("bad signature")]
+    Signature,
     /// No `exp`, or `exp` in the past.
     #[error("expired or without expiry")]
     Expired,
@@ -68,17 +82,9 @@ struct NewClaims<'a> {
 impl TokenKeys {
     /// Keys from the secret's bytes as given, and tokens that live for `lifetime`.
     pub fn new(secret: &SecretKey, lifetime: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Times and audience are checked below, with PyJWT's exact rules.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
+            mac: Hmac::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length"),
             lifetime,
         }
     }
@@ -99,22 +105,89 @@ impl TokenKeys {
         Ok(token)
     }
 
-    /// Checks a token and returns its subject (the username).
+    /// Checks a token as PyJWT's `jwt.decode(token, key, algorithms=["HS256"])` does, plus a
+    /// required `exp`, and returns its subject (the username).
     pub fn decode_token(&self, token: &str) -> Result<String, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        if data.header.crit.is_some() {
-            return Err(TokenError::Critical);
-        }
-        data.claims.validate(unix_now())
+        // PyJWT splits at the last dot, then at the first: `header.payload.signature`.
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        let header: Header =
+            serde_json::from_slice(&decode_segment(header)?).map_err(|_| TokenError::Malformed)?;
+        header.check()?;
+        let signature = decode_segment(signature)?;
+        // `verify_slice` compares in constant time.
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| TokenError::Signature)?;
+        let claims: Claims =
+            serde_json::from_slice(&decode_segment(payload)?).map_err(|_| TokenError::Malformed)?;
+        claims.validate(unix_now())
     }
+}
+
+fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
+    SEGMENT.decode(segment).map_err(|_| TokenError::Malformed)
 }
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The header fields PyJWT looks at. Only a JSON object is accepted; a repeated key keeps its
+/// last value, as Python's `json.loads` does.
+#[derive(Default)]
+struct Header {
+    alg: Option<Value>,
+    kid: Option<Value>,
+    b64: Option<Value>,
+    crit: bool,
+}
+
+impl Header {
+    fn check(&self) -> Result<(), TokenError> {
+        let alg_is_hs256 = matches!(&self.alg, Some(Value::String(alg)) if alg == "HS256");
+        let kid_ok = self.kid.as_ref().is_none_or(Value::is_string);
+        let encoded_payload = self.b64 != Some(Value::Bool(false));
+        if alg_is_hs256 && kid_ok && encoded_payload && !self.crit { Ok(()) } else { Err(TokenError::Header) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object header")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+        let mut header = Header::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "alg" => header.alg = Some(map.next_value()?),
+                "kid" => header.kid = Some(map.next_value()?),
+                "b64" => header.b64 = Some(map.next_value()?),
+                "crit" => {
+                    map.next_value::<IgnoredAny>()?;
+                    header.crit = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(header)
+    }
 }
 
 /// The registered claims we look at. Only a JSON object is accepted (PyJWT refuses arrays);
@@ -292,7 +365,59 @@ mod tests {
     fn a_token_signed_with_another_key_is_refused() {
         let other = TokenKeys::new(&SecretKey::new("another key"), Duration::from_secs(60));
         let token = other.create_access_token("johndoe").unwrap();
-        assert_eq!(keys().decode_token(&token), Err(TokenError::Invalid));
+        assert_eq!(keys().decode_token(&token), Err(TokenError::Signature));
+    }
+
+    /// A token with this raw header JSON and valid claims, signed with the tutorial key.
+    fn with_header(header: &str) -> String {
+        let claims = format!(r#"{{"sub":"johndoe","exp":{}}}"#, unix_now() + 600);
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let mut mac = keys().mac;
+        mac.update(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn headers_are_checked_as_pyjwt_checks_them() {
+        let keys = keys();
+        for accepted in [
+            r#"{"alg":"HS256"}"#,
+            r#"{"alg":"HS256","typ":1}"#,
+            r#"{"alg":"none","alg":"HS256"}"#,
+            r#"{"alg":"HS256","kid":"k1","b64":true}"#,
+        ] {
+            assert_eq!(keys.decode_token(&with_header(accepted)).as_deref(), Ok("johndoe"), "{accepted}");
+        }
+        for refused in [
+            r#"{"alg":"hs256"}"#,
+            r#"{"typ":"JWT"}"#,
+            r#"{"alg":"HS256","alg":"none"}"#,
+            r#"{"alg":"HS384"}"#,
+            r#"{"alg":"HS256","crit":null}"#,
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","kid":null}"#,
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"alg":"HS256","b64":false}"#,
+        ] {
+            assert_eq!(keys.decode_token(&with_header(refused)), Err(TokenError::Header), "{refused}");
+        }
+        assert_eq!(keys.decode_token(&with_header(r#"["alg","HS256"]"#)), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn correctly_padded_segments_are_accepted_and_bad_base64_is_not() {
+        let keys = keys();
+        let token = keys.create_access_token("johndoe").unwrap();
+        let signature = token.rsplit('.').next().unwrap();
+        assert_eq!(signature.len(), 43);
+        assert_eq!(keys.decode_token(&format!("{token}=")).as_deref(), Ok("johndoe"));
+        assert_eq!(keys.decode_token(&format!("{token}==")), Err(TokenError::Malformed));
+        let standard_alphabet = token.replace('-', "+").replace('_', "/");
+        if standard_alphabet != token {
+            assert!(keys.decode_token(&standard_alphabet).is_err());
+        }
+        assert_eq!(keys.decode_token("a.b"), Err(TokenError::Malformed));
+        assert_eq!(keys.decode_token("nodots"), Err(TokenError::Malformed));
     }
 
     #[test]
@@ -340,7 +465,9 @@ mod tests {
         assert_eq!(with(json!({"sub": "a", "exp": now + 60, "aud": "api"})), Err(TokenError::Claims));
         assert!(with(json!({"sub": "a", "exp": now + 60, "aud": ""})).is_ok());
         assert_eq!(with(json!({"sub": "a", "exp": now + 60, "jti": 7})), Err(TokenError::Claims));
-        assert_eq!(with(json!({"sub": "a", "exp": 1, "sub": "b", "exp": now + 60})).unwrap(), "b");
+        let repeated: Claims =
+            serde_json::from_str(&format!(r#"{{"sub":"a","exp":1,"sub":"b","exp":{}}}"#, now + 60)).unwrap();
+        assert_eq!(repeated.validate(now).unwrap(), "b", "the last of repeated keys wins");
     }
 
     #[test]

@@ -243,3 +243,46 @@ async fn malformed_multipart_gets_starlettes_400_messages() {
     unnamed
         .assert_json(400, r#"{"detail":"The Content-Disposition header field \"name\" must be provided."}"#);
 }
+
+#[tokio::test]
+async fn multipart_values_are_decoded_as_starlette_decodes_them() {
+    let app = TestApp::spawn().await;
+    let body = |username: &[u8], filename: Option<&str>| {
+        let disposition = match filename {
+            Some(name) => format!(r#"form-data; name="username"; filename="{name}""#),
+            None => r#"form-data; name="username""#.to_owned(),
+        };
+        let mut body = format!("--B\r\nContent-Disposition: {disposition}\r\n\r\n").into_bytes();
+        body.extend_from_slice(username);
+        body.extend_from_slice(
+            b"\r\n--B\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nsecret\r\n--B--\r\n",
+        );
+        body
+    };
+    let post = |content_type: &'static str, body: Vec<u8>| app.post_token_body(Some(content_type), body);
+    let multipart = "multipart/form-data; boundary=B";
+
+    // No byte-order-mark sniffing: a BOM is part of the value, so this user does not exist.
+    let bom = post(multipart, body(b"\xef\xbb\xbfjohndoe", None)).await;
+    Answer::of(bom).await.assert_401(INCORRECT);
+    // An empty filename makes a plain field, as in Starlette.
+    assert_eq!(post(multipart, body(b"johndoe", Some(""))).await.status(), 200);
+    // An empty file with a name is still a file.
+    let empty_file = Answer::of(post(multipart, body(b"", Some("a.txt"))).await).await;
+    empty_file.assert_json(
+        422,
+        r#"{"detail":[{"type":"string_type","loc":["body","username"],"msg":"Input should be a valid string"}]}"#,
+    );
+    // The form's charset is honoured; bytes that are not UTF-8 fall back to Latin-1.
+    let grant = |value: &[u8]| {
+        let mut body = b"--B\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\n".to_vec();
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n--B--\r\n");
+        body
+    };
+    let latin1 = post("multipart/form-data; boundary=B; charset=latin-1", grant("é".as_bytes())).await;
+    let text = Answer::of(latin1).await.body;
+    assert!(text.contains(r#""input":"\u00c3\u00a9""#) || text.contains(r#""input":"Ã©""#), "{text}");
+    let invalid = Answer::of(post(multipart, grant(b"\xff\xfe")).await).await;
+    assert!(invalid.body.contains(r#""input":"ÿþ""#), "{}", invalid.body);
+}

@@ -114,3 +114,14 @@ async fn an_http11_request_without_host_gets_400_and_the_connection_closes() {
     assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
     assert!(response.ends_with(r#"{"detail":"Missing Host header"}"#), "only one answer: {response}");
 }
+
+#[tokio::test]
+async fn two_host_headers_get_400_and_the_connection_closes() {
+    let app = TestApp::spawn().await;
+
+    let response = app.raw(b"GET /users/me/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").await;
+
+    assert!(response.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{response}");
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    assert!(response.ends_with(r#"{"detail":"More than one Host header"}"#), "{response}");
+}
