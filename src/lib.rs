@@ -112,11 +112,11 @@ pub fn app(state: AppState) -> Router {
         .merge(users)
         .merge(docs::router())
         .fallback(http::not_found)
+        .layer(from_fn(http::check_and_log))
         .layer(SetResponseHeaderLayer::overriding(
             X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(from_fn(http::check_and_log))
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .with_state(state)
 }

@@ -1,7 +1,14 @@
 //! `ApiDoc`: the OpenAPI 3.1 document, modelled on the one FastAPI writes for the tutorial,
 //! plus every answer the server really gives (FastAPI lists only 200 and 422).
+//!
+//! Names, titles, operation ids and summaries are FastAPI's. What utoipa writes differently:
+//! optional fields are `"type": [T, "null"]` where pydantic writes `anyOf: [T, null]` (the same
+//! schema in JSON Schema 2020-12), and properties come in name order, not declaration order.
 
 use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{Operation, Paths};
+use utoipa::openapi::schema::{AnyOf, Array, Object, Schema, Type};
 use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -13,7 +20,7 @@ use crate::users::User;
 #[openapi(
     info(
         title = "OAuth2 JWT Server",
-        description = "FastAPI's \"OAuth2 with Password (and hashing), Bearer with JWT tokens\" tutorial, ported to Rust.\n\nLog in with **Authorize** (OAuth2 password flow against `POST /token`); **Try it out** on the protected routes then sends the token as `Authorization: Bearer`.",
+        description = "FastAPI's \"OAuth2 with Password (and hashing), Bearer with JWT tokens\" tutorial, ported to Rust.\n\nLog in with **Authorize** (OAuth2 password flow against `POST /token`); **Try it out** on the protected routes then sends the token as `Authorization: Bearer`.\n\nEvery error answer is JSON: `{\"detail\": \"<message>\"}`, except 422, whose `detail` is a list of validation errors.",
         license(name = "MIT"),
     ),
     paths(
@@ -22,7 +29,7 @@ use crate::users::User;
         crate::routes::read_own_items,
     ),
     components(schemas(LoginFormSchema, Token, User, Item, HttpError, HttpValidationError, ValidationError)),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &NoTags, &RequiredHeaders, &PydanticTitles),
 )]
 pub struct ApiDoc;
 
@@ -37,12 +44,116 @@ impl Modify for SecurityAddon {
     }
 }
 
-/// The login form as documented (the server reads it with `form::LoginForm`).
+/// Removes the tag utoipa derives from the handlers' module path (`crate::routes`): FastAPI's
+/// operations have no tags, and a tag would group them under a module name in Swagger UI.
+struct NoTags;
+
+impl Modify for NoTags {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations_mut(&mut openapi.paths) {
+            operation.tags = None;
+        }
+    }
+}
+
+/// Response headers whose value never changes.
+const FIXED_HEADERS: [(&str, &str); 3] =
+    [("Cache-Control", "no-store"), ("Pragma", "no-cache"), ("WWW-Authenticate", "Bearer")];
+
+/// Marks every declared response header `required` (the server always sends it) and pins the
+/// fixed ones to their value, so that a client, or schemathesis' header check, can rely on them.
+/// utoipa's `Header` has no `required` field: it goes in through `extensions`, which are written
+/// flat into the header object (`"required": true`, as the OpenAPI Header Object spells it).
+struct RequiredHeaders;
+
+impl Modify for RequiredHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations_mut(&mut openapi.paths) {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else { continue };
+                for (name, header) in response.headers.iter_mut() {
+                    let RefOr::T(header) = header else { continue };
+                    header
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .insert("required".into(), true.into());
+                    if let Some((_, value)) = FIXED_HEADERS.iter().find(|(fixed, _)| fixed == name) {
+                        let exact = Object::builder().schema_type(Type::String).enum_values(Some([*value]));
+                        header.schema = Some(RefOr::T(Schema::Object(exact.build())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every operation of every path.
+fn operations_mut(paths: &mut Paths) -> impl Iterator<Item = &mut Operation> {
+    paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Gives every property the title pydantic would (`access_token` → `Access Token`, and
+/// FastAPI's own titles for `ValidationError`): utoipa has no `title` for struct fields.
+struct PydanticTitles;
+
+impl Modify for PydanticTitles {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (schema_name, schema) in components.schemas.iter_mut() {
+            let RefOr::T(Schema::Object(object)) = schema else { continue };
+            for (field, property) in object.properties.iter_mut() {
+                let title = match (schema_name.as_str(), field.as_str()) {
+                    ("ValidationError", "loc") => "Location".to_owned(),
+                    ("ValidationError", "msg") => "Message".to_owned(),
+                    ("ValidationError", "type") => "Error Type".to_owned(),
+                    ("ValidationError", "ctx") => "Context".to_owned(),
+                    _ => pydantic_title(field),
+                };
+                match property {
+                    RefOr::T(Schema::Object(object)) => object.title = Some(title),
+                    RefOr::T(Schema::Array(array)) => array.title = Some(title),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// pydantic's default field title: `client_id` → `Client Id`.
+fn pydantic_title(field: &str) -> String {
+    field
+        .split('_')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// The login form as documented, FastAPI's `OAuth2PasswordRequestForm` (the server reads it
+// with `form::LoginForm`).
 #[derive(ToSchema)]
 #[schema(as = Body_login_for_access_token_token_post, title = "Body_login_for_access_token_token_post")]
 #[allow(dead_code)]
-pub struct LoginFormSchema {
-    /// Must be `password` when present.
+pub(crate) struct LoginFormSchema {
     #[schema(pattern = "^password$")]
     grant_type: Option<String>,
     username: String,
@@ -60,43 +171,42 @@ pub struct LoginFormSchema {
 #[derive(ToSchema)]
 #[schema(as = HTTPError, title = "HTTPError")]
 #[allow(dead_code)]
-pub struct HttpError {
+pub(crate) struct HttpError {
     /// What went wrong, in words.
     detail: String,
 }
 
-/// A 422 answer: pydantic's list of validation errors.
+// A 422 answer: pydantic's list of validation errors (`detail` is optional in FastAPI's schema,
+// though always sent).
 #[derive(ToSchema)]
 #[schema(as = HTTPValidationError, title = "HTTPValidationError")]
 #[allow(dead_code)]
-pub struct HttpValidationError {
+pub(crate) struct HttpValidationError {
+    #[schema(required = false)]
     detail: Vec<ValidationError>,
 }
 
-/// One validation error.
+// One validation error, as FastAPI documents it.
 #[derive(ToSchema)]
 #[schema(title = "ValidationError")]
 #[allow(dead_code)]
-pub struct ValidationError {
-    /// Where: `["body", "<field>"]`.
-    loc: Vec<LocationItem>,
-    /// The message.
+pub(crate) struct ValidationError {
+    // Where: `["body", "<field>"]`.
+    #[schema(schema_with = location)]
+    loc: Vec<Value>,
     msg: String,
-    /// The error type, e.g. `missing`.
     r#type: String,
-    /// The offending input.
-    input: Option<Value>,
-    /// Extra context.
-    ctx: Option<serde_json::Map<String, Value>>,
+    // The offending input (never a password); absent or null when there is none.
+    #[schema(required = false)]
+    input: Value,
+    // Extra context, e.g. the pattern that did not match.
+    #[schema(value_type = Object, required = false)]
+    ctx: serde_json::Map<String, Value>,
 }
 
-/// A path element of `loc`: a field name or a list index.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[serde(untagged)]
-pub enum LocationItem {
-    /// A field name.
-    Name(String),
-    /// A list index.
-    Index(i64),
+/// `loc`: a list of field names and list indexes.
+fn location() -> Array {
+    let name_or_index =
+        AnyOf::builder().item(Object::with_type(Type::String)).item(Object::with_type(Type::Integer)).build();
+    Array::new(Schema::AnyOf(name_or_index))
 }

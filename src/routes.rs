@@ -17,6 +17,7 @@ use crate::users::User;
 
 /// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(title = "Token")]
 pub struct Token {
     /// The JWT to send as `Authorization: Bearer <token>`.
     pub access_token: String,
@@ -26,6 +27,7 @@ pub struct Token {
 
 /// One of the current user's items.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(title = "Item")]
 pub struct Item {
     /// The item's name.
     pub item_id: &'static str,
@@ -39,13 +41,25 @@ pub struct Item {
     path = "/token",
     operation_id = "login_for_access_token_token_post",
     summary = "Login For Access Token",
-    description = "Logs in with the OAuth2 password grant form and returns an HS256 JWT to send as `Authorization: Bearer <token>`.",
     request_body(content = crate::openapi::LoginFormSchema, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Successful Response", body = Token),
+        (status = 200, description = "Successful Response", body = Token, headers(
+            ("Cache-Control" = String, description = "`no-store`: token responses must not be cached (RFC 6749 §5.1)"),
+            ("Pragma" = String, description = "`no-cache`, for HTTP/1.0 caches"),
+        )),
+        (status = 400, description = "The body cannot be read as a form: invalid multipart data, or too many fields",
+            body = crate::openapi::HttpError),
         (status = 401, description = "Incorrect username or password", body = crate::openapi::HttpError,
-            headers(("WWW-Authenticate" = String, description = "Always `Bearer`"))),
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
+        (status = 408, description = "The request body was not received in time", body = crate::openapi::HttpError),
+        (status = 413, description = "The request body is over the limit (16 KiB)", body = crate::openapi::HttpError),
         (status = 422, description = "Validation Error", body = crate::openapi::HttpValidationError),
+        (status = 429, description = "Too many failed login attempts for this username or client",
+            body = crate::openapi::HttpError,
+            headers(("Retry-After" = u64, description = "Seconds to wait before the next attempt"))),
+        (status = 503, description = "The password hashing queue is full, or the request took too long on our side",
+            body = crate::openapi::HttpError,
+            headers(("Retry-After" = u64, description = "Seconds after which a retry is likely to succeed"))),
     )
 )]
 pub async fn login_for_access_token(
@@ -64,7 +78,16 @@ pub async fn login_for_access_token(
     path = "/users/me/",
     operation_id = "read_users_me_users_me__get",
     summary = "Read Users Me",
-    responses((status = 200, description = "Successful Response", body = User)),
+    responses(
+        (status = 200, description = "Successful Response", body = User, headers(
+            ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
+        )),
+        (status = 400, description = "Inactive user: the token is valid but the account is disabled",
+            body = crate::openapi::HttpError),
+        (status = 401, description = "Not authenticated (no bearer token), or could not validate credentials",
+            body = crate::openapi::HttpError,
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
+    ),
     security(("OAuth2PasswordBearer" = []))
 )]
 pub async fn read_users_me(ActiveUser(user): ActiveUser) -> Json<Arc<User>> {
@@ -77,7 +100,16 @@ pub async fn read_users_me(ActiveUser(user): ActiveUser) -> Json<Arc<User>> {
     path = "/users/me/items/",
     operation_id = "read_own_items_users_me_items__get",
     summary = "Read Own Items",
-    responses((status = 200, description = "Successful Response", body = [Item])),
+    responses(
+        (status = 200, description = "Successful Response", body = [Item], headers(
+            ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
+        )),
+        (status = 400, description = "Inactive user: the token is valid but the account is disabled",
+            body = crate::openapi::HttpError),
+        (status = 401, description = "Not authenticated (no bearer token), or could not validate credentials",
+            body = crate::openapi::HttpError,
+            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
+    ),
     security(("OAuth2PasswordBearer" = []))
 )]
 pub async fn read_own_items(ActiveUser(user): ActiveUser) -> Json<[Item; 1]> {

@@ -18,6 +18,7 @@ pub const SEED_USERS: &str = include_str!("seed_users.json");
 
 /// A user as clients see it: the tutorial's `User` model, never with the hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(title = "User")]
 pub struct User {
     /// The login name.
     pub username: String,
