@@ -23,10 +23,6 @@ pub struct FramingFlags {
     served: AtomicU64,
 }
 
-/// Marks a request whose head carried both `Content-Length` and `Transfer-Encoding`.
-#[derive(Debug, Clone, Copy)]
-pub struct AmbiguousFraming;
-
 impl FramingFlags {
     /// Called once per request, in order: true when this request was the ambiguous one.
     pub fn next_request_is_ambiguous(&self) -> bool {

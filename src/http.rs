@@ -1,35 +1,55 @@
-//! Cross-cutting HTTP layers: request logging, framing checks, timeouts, security headers,
-//! and the JSON 404/405 answers.
+//! HTTP handling shared by every route: what happens around each request (path decoding,
+//! framing checks, `nosniff`, the log line), the login time limit, and the JSON 404/405/307.
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderValue, StatusCode, Uri, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::framing::AmbiguousFraming;
 
-/// Around every request: refuse ambiguous framing, then write one log line (method, path
-/// without the query, status, latency). Headers are never logged, so neither is
-/// `Authorization`.
-pub async fn check_and_log(request: Request, next: Next) -> Response {
+/// What happens to every request around the routes: the path is percent-decoded as uvicorn
+/// does, `Authorization` is marked sensitive, ambiguous framing is refused, every answer says
+/// `nosniff`, and one line is logged (method, path without the query, status, latency; never a
+/// header, so never a token).
+pub async fn handle(
+    app: Router,
+    mut request: Request,
+    peer: SocketAddr,
+    ambiguous_lengths: bool,
+) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let response = match ambiguous_framing(&request) {
+    if let Some(uri) = decode_path(request.uri()) {
+        *request.uri_mut() = uri;
+    }
+    if let Some(authorization) = request.headers_mut().get_mut(AUTHORIZATION) {
+        authorization.set_sensitive(true);
+    }
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let mut response = match ambiguous_framing(&request, ambiguous_lengths) {
         Some(refusal) => refusal.into_response(),
-        None => next.run(request).await,
+        None => match app.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
     };
-    let status = response.status().as_u16();
+    response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     tracing::info!(
         target: "http",
         %method,
         path = %uri.path(),
-        status,
+        status = response.status().as_u16(),
         latency_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
         "request"
     );
@@ -39,7 +59,7 @@ pub async fn check_and_log(request: Request, next: Next) -> Response {
 /// A request whose framing we refuse to guess at: an HTTP/1.1 request without `Host` or with
 /// two (RFC 9112 §3.2), or one with both `Content-Length` and `Transfer-Encoding` (RFC 9112
 /// §6.1, the request-smuggling shape). All get 400 and the connection is closed.
-fn ambiguous_framing(request: &Request) -> Option<ApiError> {
+fn ambiguous_framing(request: &Request, ambiguous_lengths: bool) -> Option<ApiError> {
     let headers = request.headers();
     let mut hosts = headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -49,7 +69,7 @@ fn ambiguous_framing(request: &Request) -> Option<ApiError> {
         (Some(_), Some(_)) => return Some(ApiError::BadFraming("More than one Host header")),
         _ => {}
     }
-    let both_lengths = request.extensions().get::<AmbiguousFraming>().is_some()
+    let both_lengths = ambiguous_lengths
         || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH));
     both_lengths.then_some(ApiError::BadFraming("Both Content-Length and Transfer-Encoding"))
 }
@@ -94,7 +114,7 @@ pub fn method_not_allowed(
 
 /// Percent-decodes the path before routing, as uvicorn does (`/users/me%2F` is
 /// `/users/me/`). Characters that cannot stand in a path are encoded again.
-pub fn decode_path(uri: &Uri) -> Option<Uri> {
+fn decode_path(uri: &Uri) -> Option<Uri> {
     let path = uri.path();
     if !path.contains('%') {
         return None;

@@ -40,10 +40,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::HeaderValue;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, X_CONTENT_TYPE_OPTIONS};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::client_ip::TrustedProxies;
@@ -85,7 +84,8 @@ impl AppState {
     }
 }
 
-/// The application: routes, documentation and the layers around them.
+/// The application: the routes and documentation, with their per-route layers. What happens
+/// around every request (framing checks, `nosniff`, the log line) is `http::handle`.
 pub fn app(state: AppState) -> Router {
     let no_store = || SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // RFC 6749 §5.1: token responses must not be cached.
@@ -107,16 +107,5 @@ pub fn app(state: AppState) -> Router {
         .route("/users/me/items/", items.clone())
         .route("/users/me/items", items)
         .layer(no_store());
-    Router::new()
-        .merge(token)
-        .merge(users)
-        .merge(docs::router())
-        .fallback(http::not_found)
-        .layer(from_fn(http::check_and_log))
-        .layer(SetResponseHeaderLayer::overriding(
-            X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
-        .with_state(state)
+    Router::new().merge(token).merge(users).merge(docs::router()).fallback(http::not_found).with_state(state)
 }

@@ -2,24 +2,24 @@
 //! `axum::serve` cannot set (a header-read timeout, a cap on open connections), and a graceful
 //! shutdown that lets requests in flight finish.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 use crate::config::{ConfigError, Env};
-use crate::framing::{AmbiguousFraming, FramingFlags, FramingWatch};
+use crate::framing::{FramingFlags, FramingWatch};
+use crate::http::handle;
 
 /// Connection, size and time limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,15 +110,10 @@ pub async fn serve(
         let app = app.clone();
         let framing = Arc::new(FramingFlags::default());
         let io = TokioIo::new(FramingWatch::new(stream, Arc::clone(&framing), limits.max_header_bytes));
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            if framing.next_request_is_ambiguous() {
-                request.extensions_mut().insert(AmbiguousFraming);
-            }
-            if let Some(uri) = crate::http::decode_path(request.uri()) {
-                *request.uri_mut() = uri;
-            }
-            app.clone().oneshot(request)
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let answer =
+                handle(app.clone(), request.map(Body::new), peer, framing.next_request_is_ambiguous());
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
