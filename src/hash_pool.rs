@@ -1,8 +1,8 @@
 //! The bounded pool that runs argon2 off the async runtime.
 //!
-//! A few dedicated threads each own a reusable argon2 working buffer and take jobs from a
-//! bounded queue; each hash fills its four lanes in parallel on a small rayon pool (one thread
-//! per core). When the queue is full a login is refused at once (503) instead of piling up:
+//! Dedicated threads (one by default) each own a reusable argon2 working buffer and take jobs
+//! from a bounded queue; each hash fills its four lanes in parallel on a small rayon pool (one
+//! thread per core). When the queue is full a login is refused at once (503) instead of piling up:
 //! memory stays at `workers` buffers however many logins arrive, and the async runtime never
 //! waits on a hash. All hashing threads run at a lower CPU priority, so requests that answer
 //! from memory (`GET /users/me/`) stay fast during a login storm.
@@ -19,7 +19,8 @@ use crate::password::{Memory, PasswordHash};
 /// How much hashing may happen at once, and how much may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashingConfig {
-    /// Hashes computed at the same time (`HASH_WORKERS`, the number of cores).
+    /// Hashes computed at the same time (`HASH_WORKERS`, 1: each hash already spreads its four
+    /// lanes over every core, and one at a time keeps login latency even and memory at 64 MiB).
     pub workers: usize,
     /// Threads filling the lanes of those hashes (the number of cores).
     pub lane_threads: usize,
@@ -32,7 +33,7 @@ impl HashingConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let cores = thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
-            workers: env.parse_in("HASH_WORKERS", cores, 1..=64)?,
+            workers: env.parse_in("HASH_WORKERS", 1, 1..=64)?,
             lane_threads: cores,
             queue: env.parse_in("HASH_QUEUE", 64, 1..=10_000)?,
         })

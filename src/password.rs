@@ -138,15 +138,102 @@ fn fill_random(buffer: &mut [u8]) {
 /// Argon2's working memory, kept between calls so each check does not fault in 64 MiB anew.
 #[derive(Default)]
 pub struct Memory {
-    blocks: Vec<Block>,
+    region: Option<Region>,
 }
 
 impl Memory {
-    /// At least `count` blocks, growing the buffer the first time it is needed.
+    /// At least `count` blocks, (re)allocated the first time more are needed.
     fn blocks(&mut self, count: usize) -> &mut [Block] {
-        if self.blocks.len() < count {
-            self.blocks = vec![Block::default(); count];
+        let region = match self.region.take() {
+            Some(region) if region.count >= count => region,
+            _ => Region::new(count),
+        };
+        self.region.insert(region).blocks(count)
+    }
+}
+
+/// Zeroed memory for argon2 blocks. On Unix it is an anonymous mapping aligned to 2 MiB and,
+/// on Linux, advised for transparent huge pages before it is touched: argon2's random reads
+/// over 64 MiB then need 32 TLB entries instead of 16384, and a hash is about 10-15% faster
+/// (measured with `cargo bench`, see README).
+#[cfg(unix)]
+struct Region {
+    mapping: std::ptr::NonNull<libc::c_void>,
+    mapped_len: usize,
+    start: std::ptr::NonNull<Block>,
+    count: usize,
+}
+
+#[cfg(unix)]
+const HUGE_PAGE: usize = 2 << 20;
+
+#[cfg(unix)]
+impl Region {
+    fn new(count: usize) -> Self {
+        let len = count.checked_mul(size_of::<Block>()).expect("argon2 memory size fits in usize");
+        let mapped_len = len + HUGE_PAGE;
+        // SAFETY: a fresh private anonymous mapping, no address hint; the result is checked.
+        let mapping = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let Some(mapping) = std::ptr::NonNull::new(mapping).filter(|_| mapping != libc::MAP_FAILED) else {
+            let layout = std::alloc::Layout::array::<Block>(count).expect("argon2 memory layout");
+            std::alloc::handle_alloc_error(layout);
+        };
+        let offset = (mapping.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - mapping.as_ptr() as usize;
+        // SAFETY: `offset < HUGE_PAGE`, so `start` and the `len` bytes after it lie inside the
+        // mapping; a 2 MiB-aligned address is aligned for `Block`.
+        let start = unsafe { mapping.byte_add(offset) }.cast::<Block>();
+        #[cfg(target_os = "linux")]
+        // SAFETY: advice about our own mapping; if refused, it simply uses ordinary pages.
+        unsafe {
+            libc::madvise(start.as_ptr().cast(), len, libc::MADV_HUGEPAGE);
         }
+        Self { mapping, mapped_len, start, count }
+    }
+
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        assert!(count <= self.count);
+        // SAFETY: the mapping holds `self.count` blocks, zero-filled by the kernel (all-zero
+        // bytes are a valid `Block`), and `&mut self` makes this the only reference to them.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), count) }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no references to it outlive `self`.
+        unsafe {
+            libc::munmap(self.mapping.as_ptr(), self.mapped_len);
+        }
+    }
+}
+
+// SAFETY: a `Region` owns its mapping alone; handing it to another thread is fine.
+#[cfg(unix)]
+unsafe impl Send for Region {}
+
+#[cfg(not(unix))]
+struct Region {
+    blocks: Vec<Block>,
+    count: usize,
+}
+
+#[cfg(not(unix))]
+impl Region {
+    fn new(count: usize) -> Self {
+        Self { blocks: vec![Block::default(); count], count }
+    }
+
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
         &mut self.blocks[..count]
     }
 }
@@ -195,6 +282,17 @@ mod tests {
         assert!(matches!(PasswordHash::parse(&huge), Err(HashFormatError::TooExpensive(4194304))));
         let no_hash = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w";
         assert!(matches!(PasswordHash::parse(no_hash), Err(HashFormatError::Params(_))));
+    }
+
+    #[test]
+    fn memory_is_reused_and_grows_when_a_costlier_hash_needs_more() {
+        let mut memory = Memory::default();
+        let small = Params::new(64, 1, 1, Some(32)).unwrap();
+        let address = memory.blocks(small.block_count()).as_ptr();
+        assert_eq!(memory.blocks(small.block_count()).as_ptr(), address, "reused");
+        let bigger = memory.blocks(default_params().block_count());
+        assert_eq!(bigger.len(), default_params().block_count());
+        assert!(bigger.iter().all(|block| block.as_ref().iter().all(|&word| word == 0)), "zeroed");
     }
 
     #[test]
