@@ -9,13 +9,13 @@ use axum::http::request::Parts;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::users::User;
+use crate::users::UserInDb;
 
 /// The user named by a valid bearer token, whether or not the account is disabled.
-pub struct CurrentUser(pub Arc<User>);
+pub struct CurrentUser(pub Arc<UserInDb>);
 
 /// The current user, refused with 400 "Inactive user" when the account is disabled.
-pub struct ActiveUser(pub Arc<User>);
+pub struct ActiveUser(pub Arc<UserInDb>);
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
@@ -25,7 +25,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         let token = std::str::from_utf8(token).map_err(|_| ApiError::InvalidToken)?;
         let username = state.tokens.decode_token(token).map_err(|_| ApiError::InvalidToken)?;
         let user = state.users.get(&username).ok_or(ApiError::InvalidToken)?;
-        Ok(Self(Arc::clone(&user.user)))
+        Ok(Self(Arc::clone(user)))
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::hash_pool::Busy;
-use crate::users::User;
+use crate::users::UserInDb;
 
 /// How long a client should wait after a 503 from a full hashing queue.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
@@ -20,7 +20,7 @@ pub async fn authenticate_user(
     client: IpAddr,
     username: &str,
     password: String,
-) -> Result<Arc<User>, ApiError> {
+) -> Result<Arc<UserInDb>, ApiError> {
     state
         .throttle
         .check(username, client, Instant::now())

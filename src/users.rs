@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -40,12 +42,23 @@ impl User {
     }
 }
 
-/// A stored user: the public part and the password hash. Its `Debug` hides the hash.
+/// A stored user: the public part (it derefs to `User`, as the tutorial's `UserInDB` extends
+/// `User`), that part already rendered as JSON, and the password hash. Its `Debug` hides the hash.
 pub struct UserInDb {
     /// What `/users/me/` shows.
-    pub user: Arc<User>,
+    pub user: User,
+    /// `user` as compact JSON, rendered once when the table is loaded.
+    pub json: Bytes,
     /// The parsed argon2 hash.
     pub hashed_password: PasswordHash,
+}
+
+impl Deref for UserInDb {
+    type Target = User;
+
+    fn deref(&self) -> &User {
+        &self.user
+    }
 }
 
 impl fmt::Debug for UserInDb {
@@ -57,7 +70,7 @@ impl fmt::Debug for UserInDb {
 /// The users, keyed by username, and the dummy hash that unknown usernames are checked against.
 #[derive(Debug)]
 pub struct UserStore {
-    users: HashMap<String, UserInDb>,
+    users: HashMap<String, Arc<UserInDb>>,
     dummy: PasswordHash,
 }
 
@@ -139,27 +152,28 @@ impl UserStore {
             }
             let hashed_password = PasswordHash::parse(&record.hashed_password)
                 .map_err(|source| UsersFileError::Hash { key: key.clone(), source })?;
-            let user = Arc::new(User {
+            let user = User {
                 username: record.username,
                 email: record.email,
                 full_name: record.full_name,
                 disabled: record.disabled,
-            });
-            users.insert(key, UserInDb { user, hashed_password });
+            };
+            let json = Bytes::from(serde_json::to_vec(&user).map_err(UsersFileError::Json)?);
+            users.insert(key, Arc::new(UserInDb { user, json, hashed_password }));
         }
         let dummy = PasswordHash::dummy(dummy_params(&users));
         Ok(Self { users, dummy })
     }
 
     /// The user with this exact username (case-sensitive, no trimming, as the tutorial).
-    pub fn get(&self, username: &str) -> Option<&UserInDb> {
+    pub fn get(&self, username: &str) -> Option<&Arc<UserInDb>> {
         self.users.get(username)
     }
 
     /// The hash a login for `username` is checked against: the user's own, or the dummy.
-    pub fn hash_to_check(&self, username: &str) -> (Option<Arc<User>>, PasswordHash) {
+    pub fn hash_to_check(&self, username: &str) -> (Option<Arc<UserInDb>>, PasswordHash) {
         match self.users.get(username) {
-            Some(stored) => (Some(Arc::clone(&stored.user)), stored.hashed_password.clone()),
+            Some(stored) => (Some(Arc::clone(stored)), stored.hashed_password.clone()),
             None => (None, self.dummy.clone()),
         }
     }
@@ -177,7 +191,7 @@ impl UserStore {
 
 /// The dummy hash costs what the users' hashes cost: their parameters when they all agree,
 /// otherwise the default ones.
-fn dummy_params(users: &HashMap<String, UserInDb>) -> argon2::Params {
+fn dummy_params(users: &HashMap<String, Arc<UserInDb>>) -> argon2::Params {
     let mut params = users.values().map(|stored| stored.hashed_password.params());
     match params.next() {
         Some(first) if params.all(|other| same_cost(first, other)) => first.clone(),
@@ -197,11 +211,15 @@ mod tests {
     fn the_seed_has_johndoe_active_and_alice_disabled() {
         let store = UserStore::seeded();
         assert_eq!(store.len(), 2);
-        let john = &store.get("johndoe").unwrap().user;
+        let john = store.get("johndoe").unwrap();
         assert_eq!(john.full_name.as_deref(), Some("John Doe"));
         assert_eq!(john.email.as_deref(), Some("johndoe@example.com"));
         assert!(!john.is_disabled());
-        assert!(store.get("alice").unwrap().user.is_disabled());
+        assert!(store.get("alice").unwrap().is_disabled());
+        assert_eq!(
+            john.json,
+            r#"{"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false}"#
+        );
         assert!(store.get("JohnDoe").is_none());
     }
 
@@ -220,7 +238,7 @@ mod tests {
             r#"{"bob": {"username": "bob", "hashed_password": "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc"}}"#,
         )
         .unwrap();
-        let bob = &store.get("bob").unwrap().user;
+        let bob = store.get("bob").unwrap();
         assert_eq!((bob.email.as_ref(), bob.disabled), (None, None));
         assert!(!bob.is_disabled());
     }
