@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real server on 127.0.0.1:0 and speaks HTTP to it.
 
+mod browser;
 mod current_user;
 mod docs;
 mod hardening;

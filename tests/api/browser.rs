@@ -1,0 +1,58 @@
+//! Swagger UI in a real browser: `e2e/swagger-ui.mjs` drives Debian's headless Chromium against
+//! the server (authorize as johndoe, try both protected routes, alice's 400, a wrong password).
+//! Without Chromium or the node modules the test is skipped with a notice, unless
+//! `E2E_REQUIRED=1` (as `.ci/run` sets it), which makes their absence a failure.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::helpers::TestApp;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn missing_prerequisites(e2e: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (apt-get install -y chromium)"));
+    }
+    if !e2e.join("node_modules/playwright-core").exists() {
+        missing.push("e2e/node_modules (cd e2e && npm ci)".to_owned());
+    }
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        missing.push("node".to_owned());
+    }
+    missing
+}
+
+#[tokio::test]
+async fn swagger_ui_logs_in_and_tries_both_protected_routes_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let missing = missing_prerequisites(&root.join("e2e"));
+    if !missing.is_empty() {
+        let notice = format!(
+            "browser test SKIPPED: missing {}. Install them with e2e/install.sh, or run everything with .ci/run",
+            missing.join(", ")
+        );
+        assert!(std::env::var_os("E2E_REQUIRED").is_none(), "E2E_REQUIRED is set but {notice}");
+        // Straight to stderr, past the test harness's capture, so that it is seen.
+        let _ = writeln!(std::io::stderr(), "\n{notice}\n");
+        return;
+    }
+    let app = TestApp::spawn().await;
+
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("e2e/swagger-ui.mjs"))
+        .env("BASE_URL", &app.address)
+        .env("SCREENSHOT_DIR", root.join("target/e2e/screenshots"))
+        .env("CHROMIUM", CHROMIUM)
+        .output()
+        .await
+        .expect("node runs");
+
+    assert!(
+        run.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
