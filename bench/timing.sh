@@ -27,7 +27,12 @@ login() {  # login USER PASSWORD -> "status seconds"
   curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$BASE_URL/token" -d "username=$1&password=$2"
 }
 login johndoe warm-up-wrong >/dev/null
-: 
+rows=$(mktemp)
+for _ in $(seq "$N"); do
+  echo "unknown $(login nosuchuser secret)" >>"$rows"
+  echo "wrong $(login johndoe wrong-password)" >>"$rows"
+done
+python3 - "$rows" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 assert all(status == "401" for _, status, _ in rows), "every login must be a 401"
