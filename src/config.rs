@@ -86,9 +86,6 @@ pub enum ConfigError {
         /// What it should look like.
         expected: String,
     },
-    /// `SECRET_KEY` is set but empty.
-    #[error("SECRET_KEY is set but empty; unset it to get a random key, or set a long random value")]
-    EmptySecret,
     /// The OS random number generator failed.
     #[error("the operating system's random number generator is unavailable")]
     NoRandomness,
@@ -104,8 +101,9 @@ impl Config {
     /// process environment. Unset and empty variables take their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let secret_key = match lookup("SECRET_KEY") {
-            Some(key) if key.is_empty() => return Err(ConfigError::EmptySecret),
+        // Like every variable, an empty SECRET_KEY counts as unset (so a copied .env.example
+        // works); the start-up warning then says loudly that the key is random.
+        let secret_key = match lookup("SECRET_KEY").filter(|key| !key.is_empty()) {
             Some(key) => SecretKey::new(key),
             None => SecretKey::random()?,
         };
@@ -247,8 +245,30 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_secret_key_is_refused() {
-        assert!(matches!(config(&[("SECRET_KEY", "")]), Err(ConfigError::EmptySecret)));
+    fn an_empty_secret_key_counts_as_unset() {
+        assert!(config(&[("SECRET_KEY", "")]).unwrap().secret_key.is_generated());
+    }
+
+    #[test]
+    fn the_documented_example_env_file_gives_the_defaults() {
+        let example: Vec<(&str, &str)> = include_str!("../.env.example")
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| line.split_once('=').expect("KEY=value lines"))
+            .collect();
+        let from_example = config(&example).unwrap();
+        let defaults = config(&[]).unwrap();
+        assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+        for name in [
+            "SECRET_KEY",
+            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            "BIND_ADDR",
+            "USERS_FILE",
+            "RUST_LOG",
+            "LOGIN_THROTTLE",
+        ] {
+            assert!(example.iter().any(|(key, _)| *key == name), "{name} is documented");
+        }
     }
 
     #[test]
