@@ -164,6 +164,10 @@ impl FromRequest<AppState> for LoginForm {
         if matches!(kind, FormKind::Other) {
             return Self::from_fields([]);
         }
+        // Refused before the body is read (nor a `100 Continue` sent), as Starlette does.
+        if matches!(kind, FormKind::Multipart) && content_type_parameter(&request, "boundary").is_none() {
+            return Err(ApiError::BadRequest("Missing boundary in multipart."));
+        }
         let (parts, body) = request.into_parts();
         let body = timeout(limits.body_timeout, axum::body::to_bytes(body, limits.max_body_bytes))
             .await
@@ -284,9 +288,10 @@ fn percent_decode(ascii: &[u8], plus_is_space: bool) -> Vec<u8> {
     out
 }
 
-/// Reads a multipart body already in memory, as Starlette does: a part with a non-empty
-/// `filename` is a file; values are decoded with the form's `charset` (UTF-8 by default),
-/// falling back to Latin-1 when they do not decode; a part without a name is refused.
+/// Reads a multipart body already in memory, as Starlette does: a part with a `filename` is a
+/// file (but an empty one with an empty name counts as absent); values are decoded with the
+/// form's `charset` (UTF-8 by default), falling back to Latin-1 when they do not decode; a part
+/// without a name is refused.
 async fn parse_multipart(request: Request, state: &AppState) -> Result<Vec<(String, FieldValue)>, ApiError> {
     let utf8 = declares_utf8(&request);
     let mut multipart = Multipart::from_request(request, state)
@@ -302,9 +307,12 @@ async fn parse_multipart(request: Request, state: &AppState) -> Result<Vec<(Stri
                 "The Content-Disposition header field \"name\" must be provided.",
             ));
         };
-        let is_file = field.file_name().is_some_and(|file_name| !file_name.is_empty());
+        let file_name = field.file_name().map(str::to_owned);
         let bytes = field.bytes().await.map_err(|_| invalid_multipart())?;
-        let value = if is_file { FieldValue::File } else { FieldValue::Text(decode_text(&bytes, utf8)) };
+        let value = match file_name {
+            Some(file_name) if !(file_name.is_empty() && bytes.is_empty()) => FieldValue::File,
+            _ => FieldValue::Text(decode_text(&bytes, utf8)),
+        };
         fields.push((name, value));
     }
     Ok(fields)
@@ -312,15 +320,17 @@ async fn parse_multipart(request: Request, state: &AppState) -> Result<Vec<(Stri
 
 /// True unless the form's content type names a charset other than UTF-8.
 fn declares_utf8(request: &Request) -> bool {
-    let Some(content_type) = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let charset = content_type.split(';').skip(1).find_map(|parameter| {
-        let (name, value) = parameter.split_once('=')?;
-        name.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"'))
-    });
-    charset
+    content_type_parameter(request, "charset")
         .is_none_or(|charset| charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8"))
+}
+
+/// A parameter of the first `Content-Type` header (`; name=value`, quotes removed).
+fn content_type_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    let content_type = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    content_type.split(';').skip(1).find_map(|parameter| {
+        let (key, value) = parameter.split_once('=')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// UTF-8 when asked for and valid, otherwise Latin-1 (which decodes any bytes).

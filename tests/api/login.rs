@@ -265,13 +265,15 @@ async fn multipart_values_are_decoded_as_starlette_decodes_them() {
     // No byte-order-mark sniffing: a BOM is part of the value, so this user does not exist.
     let bom = post(multipart, body(b"\xef\xbb\xbfjohndoe", None)).await;
     Answer::of(bom).await.assert_401(INCORRECT);
-    // An empty filename makes a plain field, as in Starlette.
-    assert_eq!(post(multipart, body(b"johndoe", Some(""))).await.status(), 200);
-    // An empty file with a name is still a file.
-    let empty_file = Answer::of(post(multipart, body(b"", Some("a.txt"))).await).await;
-    empty_file.assert_json(
+    // A part with a filename is a file, even with an empty name or no content...
+    let not_a_string = r#"{"detail":[{"type":"string_type","loc":["body","username"],"msg":"Input should be a valid string"}]}"#;
+    Answer::of(post(multipart, body(b"johndoe", Some(""))).await).await.assert_json(422, not_a_string);
+    Answer::of(post(multipart, body(b"", Some("a.txt"))).await).await.assert_json(422, not_a_string);
+    // ...but an empty one with an empty name counts as absent, as in FastAPI.
+    let absent = Answer::of(post(multipart, body(b"", Some(""))).await).await;
+    absent.assert_json(
         422,
-        r#"{"detail":[{"type":"string_type","loc":["body","username"],"msg":"Input should be a valid string"}]}"#,
+        r#"{"detail":[{"type":"missing","loc":["body","username"],"msg":"Field required","input":null}]}"#,
     );
     // The form's charset is honoured; bytes that are not UTF-8 fall back to Latin-1.
     let grant = |value: &[u8]| {
