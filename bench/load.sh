@@ -10,7 +10,8 @@
 # Knobs (environment):
 #   DUR=5          seconds per read scenario       LDUR=6   seconds per login scenario (+4 at 16+)
 #   SCENARIOS      names, in order: me_cN, items_cN, login_cN, badlogin_cN (unknown user), mix
-#                  (GET /users/me/ at 16 connections while 4 logins are kept in flight)
+#                  (GET /users/me/ at 16 connections while 4 logins are kept in flight), mix_cN
+#                  (the same with N logins in flight: a login storm)
 #   BASE_URL       benchmark a server that is already running instead of starting ours;
 #   SERVER_PID     ... and its PID, for RSS and CPU figures (else looked up with `ss`)
 #   LABEL          name of the target in the results (default "this server" or BASE_URL)
@@ -205,13 +206,14 @@ add_row() {  # add_row NAME CONNS JSON CPU_US_PER_REQ CPU_S RSS_KB
 }
 
 run_scenario() {
-  local name=$1 conns path=/users/me/ method=GET body="" token=$TOKEN secs=$DUR
+  local name=$1 conns path=/users/me/ method=GET body="" token=$TOKEN secs=$DUR storm=""
   case $name in
     me_c[0-9]*) conns=${name#me_c} ;;
     items_c[0-9]*) conns=${name#items_c}; path=/users/me/items/ ;;
     login_c[0-9]*) conns=${name#login_c}; path=/token; method=POST; body=$LOGIN_BODY; token=""; secs=$LDUR ;;
     badlogin_c[0-9]*) conns=${name#badlogin_c}; path=/token; method=POST; body=$BAD_BODY; token=""; secs=$LDUR ;;
-    mix) conns=16 ;;
+    mix) conns=16; storm=4 ;;
+    mix_c[0-9]*) conns=16; storm=${name#mix_c} ;;
     *) say "unknown scenario $name"; exit 2 ;;
   esac
   # At 16+ concurrent logins each one waits seconds for a hashing thread: give wrk time to see
@@ -224,9 +226,9 @@ run_scenario() {
   local ticks0 ticks1 sampler="" reads logins=""
   ticks0=$(cpu_ticks)
   [ ${#PIDS[@]} -gt 0 ] && { sample_rss "$secs" & sampler=$!; HELPERS+=("$sampler"); }
-  if [ "$name" = mix ]; then
+  if [ -n "$storm" ]; then
     # Logins start 1 s early and end 1 s late, so they cover the whole read window.
-    start_wrk "$WORK/logins" 4 $((secs + 2)) /token POST "$LOGIN_BODY" ""
+    start_wrk "$WORK/logins" "$storm" $((secs + 2)) /token POST "$LOGIN_BODY" ""
     local logins_wrk=$WRK_PID
     sleep 1
     start_wrk "$WORK/reads" "$conns" "$secs" "$path" GET "" "$token"
@@ -246,7 +248,7 @@ run_scenario() {
   if [ ${#PIDS[@]} -gt 0 ]; then
     cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
     # In mix the CPU is shared by two kinds of request, so no per-request figure.
-    if [ "$name" != mix ]; then
+    if [ -z "$storm" ]; then
       local requests=${reads#*\"requests\":}
       requests=${requests%%,*}
       [ "$requests" -gt 0 ] && per_req=$(((ticks1 - ticks0) * 1000000 / CLK_TCK / requests))
@@ -255,6 +257,9 @@ run_scenario() {
   if [ "$name" = mix ]; then
     add_row mix_me_c16 16 "$reads" null "$cpu" "$rss"
     add_row mix_login_c4 4 "$logins" null "$cpu" "$rss"
+  elif [ -n "$storm" ]; then
+    add_row "${name}_me_c16" 16 "$reads" null "$cpu" "$rss"
+    add_row "${name}_login" "$storm" "$logins" null "$cpu" "$rss"
   else
     add_row "$name" "$conns" "$reads" "$per_req" "$cpu" "$rss"
   fi
@@ -304,7 +309,7 @@ PY
 main() {
   local name
   for name in $SCENARIOS; do  # fail before building anything
-    [[ $name =~ ^((me|items|login|badlogin)_c[1-9][0-9]*|mix)$ ]] || { say "unknown scenario $name"; exit 2; }
+    [[ $name =~ ^((me|items|login|badlogin|mix)_c[1-9][0-9]*|mix)$ ]] || { say "unknown scenario $name"; exit 2; }
   done
   need_tools
   LOAD1=$(cut -d' ' -f1 /proc/loadavg)
