@@ -1,9 +1,8 @@
 //! HTTP handling shared by every route: what happens around each request (path decoding,
 //! framing checks, `nosniff`, the log line), the login time limit, and the JSON 404/405/307.
 
-use std::time::{Duration, Instant};
-
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -69,6 +68,8 @@ fn ambiguous_framing(request: &Request, ambiguous_lengths: bool) -> Option<ApiEr
         (Some(_), Some(_)) => return Some(ApiError::BadFraming("More than one Host header")),
         _ => {}
     }
+    // hyper drops `Content-Length` when both arrive, so `framing::FramingWatch` reports it; the
+    // header check covers a server that passes both on.
     let both_lengths = ambiguous_lengths
         || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH));
     both_lengths.then_some(ApiError::BadFraming("Both Content-Length and Transfer-Encoding"))
