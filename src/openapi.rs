@@ -10,7 +10,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Operation, Paths};
 use utoipa::openapi::schema::{AnyOf, Array, Object, Schema, Type};
 use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use crate::routes::{Item, Token};
 use crate::users::User;
@@ -174,6 +174,21 @@ pub(crate) struct LoginFormSchema {
 pub(crate) struct HttpError {
     /// What went wrong, in words.
     detail: String,
+}
+
+/// How the protected routes refuse a request (the `ActiveUser` extractor's answers).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ProtectedRouteErrors {
+    /// Inactive user: the token is valid but the account is disabled
+    #[response(status = 400)]
+    InactiveUser(HttpError),
+    /// Not authenticated (no bearer token), or could not validate credentials
+    #[response(
+        status = 401,
+        headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))
+    )]
+    Unauthorized(HttpError),
 }
 
 // A 422 answer: pydantic's list of validation errors (`detail` is optional in FastAPI's schema,

@@ -93,11 +93,7 @@ pub async fn login_for_access_token(
         (status = 200, description = "Successful Response", body = User, headers(
             ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
         )),
-        (status = 400, description = "Inactive user: the token is valid but the account is disabled",
-            body = crate::openapi::HttpError),
-        (status = 401, description = "Not authenticated (no bearer token), or could not validate credentials",
-            body = crate::openapi::HttpError,
-            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
+        crate::openapi::ProtectedRouteErrors,
     ),
     security(("OAuth2PasswordBearer" = []))
 )]
@@ -115,11 +111,7 @@ pub async fn read_users_me(ActiveUser(user): ActiveUser) -> RawJson {
         (status = 200, description = "Successful Response", body = [Item], headers(
             ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
         )),
-        (status = 400, description = "Inactive user: the token is valid but the account is disabled",
-            body = crate::openapi::HttpError),
-        (status = 401, description = "Not authenticated (no bearer token), or could not validate credentials",
-            body = crate::openapi::HttpError,
-            headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
+        crate::openapi::ProtectedRouteErrors,
     ),
     security(("OAuth2PasswordBearer" = []))
 )]
