@@ -344,3 +344,65 @@ fn decode_text(bytes: &[u8], utf8: bool) -> String {
 fn invalid_multipart() -> ApiError {
     ApiError::BadRequest("Invalid multipart data.")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(name: &str, value: &str) -> (String, FieldValue) {
+        (name.to_owned(), FieldValue::Text(value.to_owned()))
+    }
+
+    #[test]
+    fn values_decode_as_pythons_unquote_plus_of_latin1() {
+        assert_eq!(unquote_plus(b"a+b%20c"), "a b c");
+        assert_eq!(unquote_plus(b"%2B%zz%"), "+%zz%");
+        assert_eq!(unquote_plus(b"%c3%a9"), "\u{e9}");
+        assert_eq!(unquote_plus(b"%ff"), "\u{fffd}");
+        assert_eq!(unquote_plus(b"\xc3\xa9"), "\u{c3}\u{a9}");
+        assert_eq!(unquote(b"a+b%2F"), "a+b/");
+    }
+
+    #[test]
+    fn urlencoded_bodies_split_on_ampersands_only_and_skip_empty_chunks() {
+        let fields = parse_urlencoded(b"&username=a=b&&password&x;y=1&").unwrap();
+        assert_eq!(fields, vec![text("username", "a=b"), text("password", ""), text("x;y", "1")]);
+    }
+
+    #[test]
+    fn the_field_cap_matches_its_message() {
+        let body = "a=1&".repeat(MAX_FIELDS);
+        assert!(parse_urlencoded(body.as_bytes()).is_ok());
+        let over = format!("{body}b=2");
+        match parse_urlencoded(over.as_bytes()) {
+            Err(ApiError::BadRequest(message)) => assert!(message.ends_with(&format!(" is {MAX_FIELDS}."))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_come_in_declaration_order_whatever_the_body_order() {
+        let Err(ApiError::Validation(errors)) =
+            LoginForm::from_fields([text("password", ""), text("grant_type", "implicit")])
+        else {
+            panic!("expected a validation error")
+        };
+        let kinds: Vec<_> = errors.iter().map(|error| (error.kind, error.loc[1])).collect();
+        assert_eq!(
+            kinds,
+            [("string_pattern_mismatch", "grant_type"), ("missing", "username"), ("missing", "password")]
+        );
+    }
+
+    #[test]
+    fn empty_optional_fields_count_as_absent() {
+        let form = LoginForm::from_fields([
+            text("grant_type", ""),
+            text("username", "johndoe"),
+            text("password", "secret"),
+            text("client_id", ""),
+        ])
+        .unwrap();
+        assert_eq!((form.grant_type, form.client_id, form.scope.as_str()), (None, None, ""));
+    }
+}
