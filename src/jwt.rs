@@ -14,8 +14,8 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -114,16 +114,15 @@ impl TokenKeys {
         // PyJWT splits at the last dot, then at the first: `header.payload.signature`.
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        let header: Header =
-            serde_json::from_slice(&decode_segment(header)?).map_err(|_| TokenError::Malformed)?;
+        let [alg, kid, b64, crit] = object_fields(&decode_segment(header)?, ["alg", "kid", "b64", "crit"])?;
+        let header = Header { alg, kid, b64, crit };
         header.check()?;
         let signature = decode_segment(signature)?;
         // `verify_slice` compares in constant time.
         let mut mac = self.mac.clone();
         mac.update(signing_input.as_bytes());
         mac.verify_slice(&signature).map_err(|_| TokenError::Signature)?;
-        let claims: Claims =
-            serde_json::from_slice(&decode_segment(payload)?).map_err(|_| TokenError::Malformed)?;
+        let claims = Claims::from_json(&decode_segment(payload)?)?;
         claims.validate(unix_now())
     }
 }
@@ -136,14 +135,12 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The header fields PyJWT looks at. Only a JSON object is accepted; a repeated key keeps its
-/// last value, as Python's `json.loads` does.
-#[derive(Default)]
+/// The header fields PyJWT looks at.
 struct Header {
     alg: Option<Value>,
     kid: Option<Value>,
     b64: Option<Value>,
-    crit: bool,
+    crit: Option<Value>,
 }
 
 impl Header {
@@ -151,48 +148,45 @@ impl Header {
         let alg_is_hs256 = matches!(&self.alg, Some(Value::String(alg)) if alg == "HS256");
         let kid_ok = self.kid.as_ref().is_none_or(Value::is_string);
         let encoded_payload = self.b64 != Some(Value::Bool(false));
-        if alg_is_hs256 && kid_ok && encoded_payload && !self.crit { Ok(()) } else { Err(TokenError::Header) }
+        let no_crit = self.crit.is_none();
+        if alg_is_hs256 && kid_ok && encoded_payload && no_crit { Ok(()) } else { Err(TokenError::Header) }
     }
 }
 
-impl<'de> Deserialize<'de> for Header {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(HeaderVisitor)
-    }
+/// The values of `keys` in a JSON object, the other keys skipped unparsed. Only an object is
+/// accepted (PyJWT refuses arrays); a repeated key keeps its last value, as Python's
+/// `json.loads` does, and `null` is a value (`Some(Value::Null)`), not an absent key.
+fn object_fields<const N: usize>(json: &[u8], keys: [&str; N]) -> Result<[Option<Value>; N], TokenError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let fields = deserializer.deserialize_map(Fields(keys)).map_err(|_| TokenError::Malformed)?;
+    deserializer.end().map_err(|_| TokenError::Malformed)?;
+    Ok(fields)
 }
 
-struct HeaderVisitor;
+struct Fields<'k, const N: usize>([&'k str; N]);
 
-impl<'de> Visitor<'de> for HeaderVisitor {
-    type Value = Header;
+impl<'de, const N: usize> Visitor<'de> for Fields<'_, N> {
+    type Value = [Option<Value>; N];
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object header")
+        f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
-        let mut header = Header::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values = [const { None }; N];
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
-                "alg" => header.alg = Some(map.next_value()?),
-                "kid" => header.kid = Some(map.next_value()?),
-                "b64" => header.b64 = Some(map.next_value()?),
-                "crit" => {
-                    map.next_value::<IgnoredAny>()?;
-                    header.crit = true;
-                }
-                _ => {
+            match self.0.iter().position(|wanted| *wanted == key) {
+                Some(index) => values[index] = Some(map.next_value()?),
+                None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(header)
+        Ok(values)
     }
 }
 
-/// The registered claims we look at. Only a JSON object is accepted (PyJWT refuses arrays);
-/// a repeated key keeps its last value, as Python's `json.loads` does.
-#[derive(Default)]
+/// The registered claims we look at.
 struct Claims {
     sub: Option<Value>,
     exp: Option<Value>,
@@ -203,6 +197,11 @@ struct Claims {
 }
 
 impl Claims {
+    fn from_json(json: &[u8]) -> Result<Self, TokenError> {
+        let [sub, exp, nbf, iat, aud, jti] = object_fields(json, ["sub", "exp", "nbf", "iat", "aud", "jti"])?;
+        Ok(Self { sub, exp, nbf, iat, aud, jti })
+    }
+
     /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch).
     fn validate(self, now: u64) -> Result<String, TokenError> {
         let now = i128::from(now);
@@ -231,46 +230,6 @@ impl Claims {
             Some(Value::String(sub)) => Ok(sub),
             _ => Err(TokenError::Claims),
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Claims {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ClaimsVisitor)
-    }
-}
-
-struct ClaimsVisitor;
-
-impl<'de> Visitor<'de> for ClaimsVisitor {
-    type Value = Claims;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object of claims")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
-        let mut claims = Claims::default();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let slot = match key.as_ref() {
-                "sub" => &mut claims.sub,
-                "exp" => &mut claims.exp,
-                "nbf" => &mut claims.nbf,
-                "iat" => &mut claims.iat,
-                "aud" => &mut claims.aud,
-                "jti" => &mut claims.jti,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *slot = Some(map.next_value::<Value>()?);
-        }
-        Ok(claims)
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Claims, A::Error> {
-        Err(de::Error::custom("claims must be a JSON object"))
     }
 }
 
@@ -342,7 +301,7 @@ mod tests {
     }
 
     fn claims(value: Value) -> Claims {
-        serde_json::from_value(value).unwrap()
+        Claims::from_json(&serde_json::to_vec(&value).unwrap()).unwrap()
     }
 
     #[test]
@@ -466,13 +425,15 @@ mod tests {
         assert!(with(json!({"sub": "a", "exp": now + 60, "aud": ""})).is_ok());
         assert_eq!(with(json!({"sub": "a", "exp": now + 60, "jti": 7})), Err(TokenError::Claims));
         let repeated: Claims =
-            serde_json::from_str(&format!(r#"{{"sub":"a","exp":1,"sub":"b","exp":{}}}"#, now + 60)).unwrap();
+            Claims::from_json(format!(r#"{{"sub":"a","exp":1,"sub":"b","exp":{}}}"#, now + 60).as_bytes())
+                .unwrap();
         assert_eq!(repeated.validate(now).unwrap(), "b", "the last of repeated keys wins");
     }
 
     #[test]
     fn claims_must_be_an_object() {
-        assert!(serde_json::from_value::<Claims>(json!(["johndoe", 9_999_999_999u64])).is_err());
+        assert!(Claims::from_json(br#"["johndoe", 9999999999]"#).is_err());
+        assert!(Claims::from_json(br#"{"sub": "johndoe"} trailing"#).is_err());
     }
 
     #[test]
