@@ -7,6 +7,7 @@
 //! waits on a hash. All hashing threads run at a lower CPU priority, so requests that answer
 //! from memory (`GET /users/me/`) stay fast during a login storm.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -53,6 +54,7 @@ struct Job {
 /// Handle to the worker threads. Dropping the last handle lets them finish and exit.
 pub struct HashPool {
     queue: SyncSender<Job>,
+    checks: Arc<AtomicU64>,
 }
 
 impl HashPool {
@@ -68,14 +70,20 @@ impl HashPool {
         let lanes = Arc::new(lanes);
         let (queue, jobs) = mpsc::sync_channel(config.queue);
         let jobs = Arc::new(Mutex::new(jobs));
+        let checks = Arc::new(AtomicU64::new(0));
         for index in 0..config.workers {
-            let (jobs, lanes) = (Arc::clone(&jobs), Arc::clone(&lanes));
+            let (jobs, lanes, counted) = (Arc::clone(&jobs), Arc::clone(&lanes), Arc::clone(&checks));
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || work(&jobs, &lanes))
+                .spawn(move || work(&jobs, &lanes, &counted))
                 .expect("cannot start a password hashing thread");
         }
-        Self { queue }
+        Self { queue, checks }
+    }
+
+    /// How many password checks the threads have computed since start.
+    pub fn checks_done(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// Checks `password` against `hash` on a worker thread; `Err(Busy)` when the queue is full.
@@ -88,7 +96,7 @@ impl HashPool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool) {
+fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool, checks: &AtomicU64) {
     lower_priority();
     let mut memory = Memory::default();
     loop {
@@ -102,6 +110,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool) {
             continue;
         }
         let matches = lanes.install(|| job.hash.verify(job.password.as_bytes(), &mut memory));
+        checks.fetch_add(1, Ordering::Relaxed);
         let _ = job.reply.send(matches);
     }
 }

@@ -14,18 +14,22 @@ use crate::users::UserInDb;
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// Checks a username and password sent from `client`. Throttled attempts are refused before
-/// any hashing; unknown usernames are checked against the dummy hash; every outcome is counted.
+/// any hashing; unknown usernames are checked against the dummy hash; every hashed outcome is
+/// counted.
 pub async fn authenticate_user(
     state: &AppState,
     client: IpAddr,
     username: &str,
     password: String,
 ) -> Result<Arc<UserInDb>, ApiError> {
-    state
+    // The check and the count are one step: the attempt holds its place in the counters
+    // while it is hashed, so a burst cannot pass the check before any of it is counted.
+    let attempt = state
         .throttle
-        .check(username, client, Instant::now())
+        .reserve(username, client, Instant::now())
         .map_err(|throttled| ApiError::TooManyAttempts { retry_after: throttled.retry_after })?;
     let (user, hash) = state.users.hash_to_check(username);
+    // Shed (503) or abandoned, the attempt is dropped unsettled and counts as nothing.
     let matches = state
         .hasher
         .verify(password, hash)
@@ -33,11 +37,11 @@ pub async fn authenticate_user(
         .map_err(|Busy| ApiError::Busy { retry_after: BUSY_RETRY_AFTER_SECS })?;
     match user {
         Some(user) if matches => {
-            state.throttle.record_success(username, client, Instant::now());
+            attempt.succeeded(Instant::now());
             Ok(user)
         }
         _ => {
-            state.throttle.record_failure(username, client, Instant::now());
+            attempt.failed(Instant::now());
             Err(ApiError::IncorrectCredentials)
         }
     }

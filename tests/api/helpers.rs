@@ -34,6 +34,8 @@ pub struct TestApp {
     pub socket: SocketAddr,
     /// A client that never follows redirects.
     pub client: reqwest::Client,
+    /// The server's state, to look at its counters.
+    pub state: AppState,
 }
 
 /// The config tests start from: the tutorial's key and lifetime, throttling off.
@@ -61,10 +63,10 @@ impl TestApp {
         let listener = TcpListener::bind(config.bind_addr).await.expect("bind 127.0.0.1:0");
         let socket = listener.local_addr().unwrap();
         let limits = config.limits;
-        let router = app(AppState::new(&config, users));
-        tokio::spawn(serve(listener, router, limits, std::future::pending()));
+        let state = AppState::new(&config, users);
+        tokio::spawn(serve(listener, app(state.clone()), limits, std::future::pending()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { address: format!("http://{socket}"), socket, client }
+        Self { address: format!("http://{socket}"), socket, client, state }
     }
 
     /// `POST /token` with a urlencoded form.

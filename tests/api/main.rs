@@ -8,3 +8,4 @@ mod helpers;
 mod login;
 mod operations;
 mod routing;
+mod throttle_burst;
