@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use oauth2_jwt_server::config::SecretKey;
-use oauth2_jwt_server::jwt::TokenKeys;
-use oauth2_jwt_server::password::{Memory, PasswordHash};
+use oauth2_jwt_server::auth::jwt::TokenKeys;
+use oauth2_jwt_server::auth::keys::SecretKey;
+use oauth2_jwt_server::auth::password::{Memory, PasswordHash};
 
 /// The tutorial's stored hash for johndoe (pwdlib's argon2id defaults: 64 MiB, t=3, p=4).
 const JOHNDOE_HASH: &str =

@@ -6,13 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use getrandom::SysRng;
-use rand_core::TryRng;
-
-use crate::client_ip::TrustedProxies;
-use crate::hash_pool::HashingConfig;
-use crate::server::Limits;
-use crate::throttle::ThrottleConfig;
+use crate::api::client_ip::TrustedProxies;
+use crate::auth::hash_pool::HashingConfig;
+use crate::auth::keys::SecretKey;
+use crate::auth::throttle::ThrottleConfig;
+use crate::http::server::Limits;
 
 /// The server's settings. `Config::from_env` reads them; tests write the struct out.
 #[derive(Debug, Clone)]
@@ -33,44 +31,6 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Connection, timeout and size limits.
     pub limits: Limits,
-}
-
-/// The JWT signing key. Its `Debug` never prints it.
-#[derive(Clone)]
-pub struct SecretKey {
-    bytes: Vec<u8>,
-    generated: bool,
-}
-
-impl SecretKey {
-    /// A key given by the operator.
-    pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self { bytes: key.into(), generated: false }
-    }
-
-    /// A fresh random key (64 hex characters, like `openssl rand -hex 32`).
-    pub fn random() -> Result<Self, ConfigError> {
-        let mut raw = [0u8; 32];
-        SysRng.try_fill_bytes(&mut raw).map_err(|_| ConfigError::NoRandomness)?;
-        let hex: String = raw.iter().map(|byte| format!("{byte:02x}")).collect();
-        Ok(Self { bytes: hex.into_bytes(), generated: true })
-    }
-
-    /// The key's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// True when no key was configured and this one was made up at start.
-    pub fn is_generated(&self) -> bool {
-        self.generated
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
 }
 
 /// Why the environment could not be turned into a `Config`.
@@ -105,7 +65,7 @@ impl Config {
         // works); the start-up warning then says loudly that the key is random.
         let secret_key = match lookup("SECRET_KEY").filter(|key| !key.is_empty()) {
             Some(key) => SecretKey::new(key),
-            None => SecretKey::random()?,
+            None => SecretKey::random().ok_or(ConfigError::NoRandomness)?,
         };
         let minutes: u64 = env.parse_in("ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1..=525_600)?;
         Ok(Self {
@@ -113,25 +73,67 @@ impl Config {
             access_token_lifetime: Duration::from_secs(minutes * 60),
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             users_file: env.get("USERS_FILE").map(PathBuf::from),
-            hashing: HashingConfig::from_env(&env)?,
-            throttle: ThrottleConfig::from_env(&env)?,
+            hashing: hashing(&env)?,
+            throttle: throttle(&env)?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", TrustedProxies::default())?,
-            limits: Limits::from_env(&env)?,
+            limits: limits(&env)?,
         })
     }
 }
 
-/// Typed access to the environment for the `from_env` constructors of each part of the config.
-pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// `HASH_WORKERS` and `HASH_QUEUE`.
+fn hashing(env: &Env) -> Result<HashingConfig, ConfigError> {
+    let d = HashingConfig::default();
+    Ok(HashingConfig {
+        workers: env.parse_in("HASH_WORKERS", d.workers, 1..=64)?,
+        queue: env.parse_in("HASH_QUEUE", d.queue, 1..=10_000)?,
+        ..d
+    })
+}
+
+/// The `LOGIN_*` variables.
+fn throttle(env: &Env) -> Result<ThrottleConfig, ConfigError> {
+    let d = ThrottleConfig::default();
+    Ok(ThrottleConfig {
+        enabled: env.switch("LOGIN_THROTTLE", d.enabled)?,
+        max_failures: env.parse_in("LOGIN_MAX_FAILURES", d.max_failures, 1..=1000)?,
+        user_max_failures: env.parse_in("LOGIN_USER_MAX_FAILURES", d.user_max_failures, 1..=100_000)?,
+        ip_max_failures: env.parse_in("LOGIN_IP_MAX_FAILURES", d.ip_max_failures, 1..=100_000)?,
+        window: env.seconds("LOGIN_FAILURE_WINDOW_SECS", d.window.as_secs(), 1..=86_400)?,
+        lockout: env.seconds("LOGIN_LOCKOUT_SECS", d.lockout.as_secs(), 1..=86_400)?,
+        max_lockout: env.seconds("LOGIN_LOCKOUT_MAX_SECS", d.max_lockout.as_secs(), 1..=86_400)?,
+        max_entries: env.parse_in("LOGIN_THROTTLE_MAX_ENTRIES", d.max_entries, 100..=10_000_000)?,
+    })
+}
+
+/// The timeout and connection variables.
+fn limits(env: &Env) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    Ok(Limits {
+        header_read_timeout: env.seconds(
+            "HEADER_READ_TIMEOUT_SECS",
+            d.header_read_timeout.as_secs(),
+            1..=300,
+        )?,
+        body_timeout: env.seconds("BODY_READ_TIMEOUT_SECS", d.body_timeout.as_secs(), 1..=300)?,
+        request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs(), 1..=600)?,
+        max_connections: env.parse_in("MAX_CONNECTIONS", d.max_connections, 1..=1_000_000)?,
+        ..d
+    })
+}
+
+/// Typed access to the environment: unset and empty variables take their defaults, and a bad
+/// value is an error naming the variable.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     /// The variable's value, treating an empty value as unset.
-    pub fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|value| !value.trim().is_empty())
     }
 
     /// Parses the variable with `FromStr`, or returns `default` when it is unset.
-    pub fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
     where
         T::Err: fmt::Display,
     {
@@ -146,7 +148,7 @@ impl Env<'_> {
     }
 
     /// Parses a whole number that must lie in `range`.
-    pub fn parse_in<T>(
+    fn parse_in<T>(
         &self,
         name: &'static str,
         default: T,
@@ -170,7 +172,7 @@ impl Env<'_> {
     }
 
     /// Parses `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`).
-    pub fn switch(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    fn switch(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name).map(|value| value.trim().to_ascii_lowercase()) {
             None => Ok(default),
             Some(value) => match value.as_str() {
@@ -182,7 +184,7 @@ impl Env<'_> {
     }
 
     /// A duration given in whole seconds within `range`.
-    pub fn seconds(
+    fn seconds(
         &self,
         name: &'static str,
         default: u64,

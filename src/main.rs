@@ -4,10 +4,11 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
+use oauth2_jwt_server::auth::password::{Memory, hash_password};
 use oauth2_jwt_server::config::Config;
-use oauth2_jwt_server::password::{Memory, hash_password};
-use oauth2_jwt_server::users::UserStore;
-use oauth2_jwt_server::{AppState, app, server};
+use oauth2_jwt_server::http::server;
+use oauth2_jwt_server::store::UserStore;
+use oauth2_jwt_server::{AppState, app};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -7,10 +7,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use oauth2_jwt_server::hash_pool::HashingConfig;
-use oauth2_jwt_server::server::Limits;
-use oauth2_jwt_server::throttle::ThrottleConfig;
-use oauth2_jwt_server::users::UserStore;
+use oauth2_jwt_server::auth::hash_pool::HashingConfig;
+use oauth2_jwt_server::auth::throttle::ThrottleConfig;
+use oauth2_jwt_server::http::server::Limits;
+use oauth2_jwt_server::store::UserStore;
 
 use crate::helpers::{Answer, TestApp, now, test_config, token_with_claims};
 

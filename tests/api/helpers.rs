@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use oauth2_jwt_server::config::{Config, SecretKey};
-use oauth2_jwt_server::hash_pool::HashingConfig;
-use oauth2_jwt_server::server::{Limits, serve};
-use oauth2_jwt_server::throttle::ThrottleConfig;
-use oauth2_jwt_server::users::UserStore;
+use oauth2_jwt_server::auth::hash_pool::HashingConfig;
+use oauth2_jwt_server::auth::keys::SecretKey;
+use oauth2_jwt_server::auth::throttle::ThrottleConfig;
+use oauth2_jwt_server::config::Config;
+use oauth2_jwt_server::http::server::{Limits, serve};
+use oauth2_jwt_server::store::UserStore;
 use oauth2_jwt_server::{AppState, app};
 use reqwest::header::HeaderMap;
 use serde_json::Value;

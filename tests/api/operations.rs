@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oauth2_jwt_server::users::UserStore;
+use oauth2_jwt_server::store::UserStore;
 
 use crate::helpers::{TestApp, test_config};
 

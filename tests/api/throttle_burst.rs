@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
+use oauth2_jwt_server::auth::hash_pool::HashingConfig;
+use oauth2_jwt_server::auth::throttle::ThrottleConfig;
 use oauth2_jwt_server::config::Config;
-use oauth2_jwt_server::hash_pool::HashingConfig;
-use oauth2_jwt_server::throttle::ThrottleConfig;
-use oauth2_jwt_server::users::UserStore;
+use oauth2_jwt_server::store::UserStore;
 
 use crate::helpers::{Answer, TestApp, test_config};
 

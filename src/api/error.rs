@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::auth::login::LoginError;
+
 /// An error answered to the client. Variants are named for what the client sees.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -63,6 +65,16 @@ pub enum ApiError {
         /// Seconds after which a retry is likely to succeed.
         retry_after: u64,
     },
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::IncorrectCredentials => Self::IncorrectCredentials,
+            LoginError::Throttled { retry_after } => Self::TooManyAttempts { retry_after },
+            LoginError::Busy { retry_after } => Self::Busy { retry_after },
+        }
+    }
 }
 
 /// One entry of a 422 `detail` list, as pydantic writes it.

@@ -5,11 +5,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,9 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::{ConfigError, Env};
-use crate::framing::{FramingFlags, FramingWatch};
-use crate::http::handle;
+use crate::http::framing::{FramingFlags, FramingWatch};
 
 /// Connection, size and time limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,22 +53,17 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// Reads the timeout and connection variables.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let d = Self::default();
-        Ok(Self {
-            header_read_timeout: env.seconds(
-                "HEADER_READ_TIMEOUT_SECS",
-                d.header_read_timeout.as_secs(),
-                1..=300,
-            )?,
-            body_timeout: env.seconds("BODY_READ_TIMEOUT_SECS", d.body_timeout.as_secs(), 1..=300)?,
-            request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs(), 1..=600)?,
-            max_connections: env.parse_in("MAX_CONNECTIONS", d.max_connections, 1..=1_000_000)?,
-            ..d
-        })
-    }
+/// What the server does with each request. `peer` is the client's socket address;
+/// `ambiguous_lengths` says the request came with both `Content-Length` and
+/// `Transfer-Encoding`, which hyper resolves silently (see `framing`).
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Answers one request (on a clone of the handler).
+    fn handle(
+        self,
+        request: Request,
+        peer: SocketAddr,
+        ambiguous_lengths: bool,
+    ) -> impl Future<Output = Response> + Send + 'static;
 }
 
 /// How long shutdown waits for open connections before giving up on them.
@@ -77,7 +72,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener` until `shutdown` completes, then drains open connections.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Handler,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -112,7 +107,7 @@ pub async fn serve(
         let io = TokioIo::new(FramingWatch::new(stream, Arc::clone(&framing), limits.max_header_bytes));
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let answer =
-                handle(app.clone(), request.map(Body::new), peer, framing.next_request_is_ambiguous());
+                app.clone().handle(request.map(Body::new), peer, framing.next_request_is_ambiguous());
             async move { Ok::<_, Infallible>(answer.await) }
         });
         let connection = graceful.watch(builder.serve_connection(io, service));

@@ -19,7 +19,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::SecretKey;
+use crate::auth::keys::SecretKey;
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;

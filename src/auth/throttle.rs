@@ -24,8 +24,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, Env};
-
 /// Thresholds and lockout times. `LOGIN_THROTTLE=off` disables throttling entirely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -59,23 +57,6 @@ impl Default for ThrottleConfig {
             max_lockout: Duration::from_secs(900),
             max_entries: 100_000,
         }
-    }
-}
-
-impl ThrottleConfig {
-    /// Reads the `LOGIN_*` variables.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let d = Self::default();
-        Ok(Self {
-            enabled: env.switch("LOGIN_THROTTLE", d.enabled)?,
-            max_failures: env.parse_in("LOGIN_MAX_FAILURES", d.max_failures, 1..=1000)?,
-            user_max_failures: env.parse_in("LOGIN_USER_MAX_FAILURES", d.user_max_failures, 1..=100_000)?,
-            ip_max_failures: env.parse_in("LOGIN_IP_MAX_FAILURES", d.ip_max_failures, 1..=100_000)?,
-            window: env.seconds("LOGIN_FAILURE_WINDOW_SECS", d.window.as_secs(), 1..=86_400)?,
-            lockout: env.seconds("LOGIN_LOCKOUT_SECS", d.lockout.as_secs(), 1..=86_400)?,
-            max_lockout: env.seconds("LOGIN_LOCKOUT_MAX_SECS", d.max_lockout.as_secs(), 1..=86_400)?,
-            max_entries: env.parse_in("LOGIN_THROTTLE_MAX_ENTRIES", d.max_entries, 100..=10_000_000)?,
-        })
     }
 }
 

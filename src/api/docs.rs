@@ -13,10 +13,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use utoipa::OpenApi;
 
-use crate::AppState;
-use crate::error::ApiError;
-use crate::http::method_not_allowed;
-use crate::openapi::ApiDoc;
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::api::fallback::method_not_allowed;
+use crate::api::openapi::ApiDoc;
 
 static OPENAPI_JSON: LazyLock<Vec<u8>> =
     LazyLock::new(|| serde_json::to_vec(&ApiDoc::openapi()).expect("the OpenAPI document serialises"));
@@ -27,7 +27,7 @@ static SWAGGER_HTML: LazyLock<String> =
 static REDOC_HTML: LazyLock<String> =
     LazyLock::new(|| include_str!("docs/redoc.html").replace("{title}", &ApiDoc::openapi().info.title));
 
-const REDOC_JS: &[u8] = include_bytes!("../assets/redoc/redoc.standalone.js");
+const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc/redoc.standalone.js");
 
 /// Routes for the OpenAPI document and the two documentation UIs.
 pub fn router() -> Router<AppState> {

@@ -1,19 +1,9 @@
-//! `ClientIp`: who is logging in, for throttling. The socket's peer address, unless the peer
-//! is a configured trusted proxy, in which case `X-Forwarded-For` is read from the right.
+//! Who is logging in, for throttling: the socket's peer address, unless the peer is a
+//! configured trusted proxy, in which case `X-Forwarded-For` is read from the right.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
-
-use crate::AppState;
-use crate::error::ApiError;
-
-/// The client's address as far as we can trust it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
 
 /// Networks whose `X-Forwarded-For` we believe (`TRUSTED_PROXIES=10.0.0.0/8,::1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +48,8 @@ fn in_network(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
     shift >= width || (ip >> shift) == (network >> shift)
 }
 
-fn to_canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub fn to_canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -95,20 +86,6 @@ impl FromStr for TrustedProxies {
             .map(|entry| parse(entry).ok_or_else(|| BadNetwork(entry.to_owned())))
             .collect::<Result<_, _>>()
             .map(Self)
-    }
-}
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-        let forwarded: Vec<&str> =
-            parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
-        Ok(Self(state.trusted_proxies.client(to_canonical(peer), &forwarded)))
     }
 }
 

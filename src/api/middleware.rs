@@ -1,21 +1,17 @@
-//! HTTP handling shared by every route: what happens around each request (path decoding,
-//! framing checks, `nosniff`, the log line), the login time limit, and the JSON 404/405/307.
+//! What happens around every request, whatever its route: path decoding, framing checks,
+//! `nosniff`, the log line.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS,
-};
-use axum::http::{HeaderValue, StatusCode, Uri, Version};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use crate::AppState;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// What happens to every request around the routes: the path is percent-decoded as uvicorn
 /// does, `Authorization` is marked sensitive, ambiguous framing is refused, every answer says
@@ -75,44 +71,6 @@ fn ambiguous_framing(request: &Request, ambiguous_lengths: bool) -> Option<ApiEr
     both_lengths.then_some(ApiError::BadFraming("Both Content-Length and Transfer-Encoding"))
 }
 
-/// Bounds the time a login may take, queueing for a hashing thread included
-/// (`REQUEST_TIMEOUT_SECS`). Only `/token` waits on anything; the other routes answer from
-/// memory at once.
-pub async fn limit_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit: Duration = state.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Busy { retry_after: 1 }.into_response(),
-    }
-}
-
-/// Paths that FastAPI redirects to when a client adds trailing slashes.
-const SLASHLESS_ROUTES: [&str; 5] = ["/token", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"];
-
-/// 404 for any path without a route, except FastAPI's slash redirect: `/token/` (or
-/// `/token///`) answers 307 to `/token`, keeping the query. The `location` is relative: it is
-/// never built from the client's Host header.
-pub async fn not_found(uri: Uri) -> Response {
-    let stripped = uri.path().trim_end_matches('/');
-    if stripped.len() < uri.path().len() && SLASHLESS_ROUTES.contains(&stripped) {
-        let location = match uri.query() {
-            Some(query) if !query.is_empty() => format!("{stripped}?{query}"),
-            _ => stripped.to_owned(),
-        };
-        if let Ok(location) = HeaderValue::try_from(location) {
-            return (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response();
-        }
-    }
-    ApiError::NotFound.into_response()
-}
-
-/// A handler answering 405 with this `allow` header (FastAPI's GET routes refuse HEAD).
-pub fn method_not_allowed(
-    allow: &'static str,
-) -> impl Fn() -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
-    move || std::future::ready(ApiError::MethodNotAllowed { allow })
-}
-
 /// Percent-decodes the path before routing, as uvicorn does (`/users/me%2F` is
 /// `/users/me/`). Characters that cannot stand in a path are encoded again.
 fn decode_path(uri: &Uri) -> Option<Uri> {
@@ -120,7 +78,7 @@ fn decode_path(uri: &Uri) -> Option<Uri> {
     if !path.contains('%') {
         return None;
     }
-    let decoded = crate::form::unquote(path.as_bytes());
+    let decoded = crate::api::form::unquote(path.as_bytes());
     let mut normal = String::with_capacity(decoded.len());
     for character in decoded.chars() {
         if character.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/".contains(character) {

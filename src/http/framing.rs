@@ -4,7 +4,7 @@
 //! dropped and the connection closes afterwards), so the application never sees it. This
 //! wraps the connection's byte stream, follows request boundaries with the same parser hyper
 //! uses (`httparse`), and records which request on the connection was ambiguous, so that
-//! `http::reject_ambiguous_framing` can answer it 400 (RFC 9112 §6.1: the request-smuggling
+//! `http::middleware` can answer it 400 (RFC 9112 §6.1: the request-smuggling
 //! shape) instead of guessing.
 
 use std::io;

@@ -12,8 +12,8 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Value, json};
 use tokio::time::timeout;
 
-use crate::AppState;
-use crate::error::{ApiError, FieldError};
+use crate::api::AppState;
+use crate::api::error::{ApiError, FieldError};
 
 /// The most form fields a login body may carry (Starlette allows 1000).
 pub const MAX_FIELDS: usize = 50;

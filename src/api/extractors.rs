@@ -1,15 +1,18 @@
 //! `CurrentUser` and `ActiveUser`: the tutorial's `get_current_user` and
-//! `get_current_active_user` dependencies, as extractors in the handlers' signatures.
+//! `get_current_active_user` dependencies, as extractors in the handlers' signatures; and
+//! `ClientIp`, who is logging in.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::AppState;
-use crate::error::ApiError;
-use crate::users::UserInDb;
+use crate::api::AppState;
+use crate::api::client_ip::to_canonical;
+use crate::api::error::ApiError;
+use crate::store::UserInDb;
 
 /// The user named by a valid bearer token, whether or not the account is disabled.
 pub struct CurrentUser(pub Arc<UserInDb>);
@@ -38,6 +41,24 @@ impl FromRequestParts<AppState> for ActiveUser {
             return Err(ApiError::InactiveUser);
         }
         Ok(Self(user))
+    }
+}
+
+/// The client's address as far as we can trust it (`TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
+        Ok(Self(state.trusted_proxies.client(to_canonical(peer), &forwarded)))
     }
 }
 

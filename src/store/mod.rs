@@ -9,11 +9,11 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::password::{HashFormatError, PasswordHash, default_params};
+use crate::auth::password::{HashFormatError, PasswordHash, default_params};
 
 /// The embedded user table: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
 pub const SEED_USERS: &str = include_str!("seed_users.json");

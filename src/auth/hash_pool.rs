@@ -14,8 +14,7 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::config::{ConfigError, Env};
-use crate::password::{Memory, PasswordHash};
+use crate::auth::password::{Memory, PasswordHash};
 
 /// How much hashing may happen at once, and how much may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +28,9 @@ pub struct HashingConfig {
     pub queue: usize,
 }
 
-impl HashingConfig {
-    /// Reads `HASH_WORKERS` and `HASH_QUEUE`.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let cores = thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Self {
-            workers: env.parse_in("HASH_WORKERS", 1, 1..=64)?,
-            lane_threads: cores,
-            queue: env.parse_in("HASH_QUEUE", 64, 1..=10_000)?,
-        })
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self { workers: 1, lane_threads: thread::available_parallelism().map_or(2, |n| n.get()), queue: 64 }
     }
 }
 
@@ -131,7 +124,7 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::password::default_params;
+    use crate::auth::password::default_params;
 
     const JOHNDOE: &str =
         "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";

@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
-use crate::auth::ActiveUser;
-use crate::client_ip::ClientIp;
-use crate::error::ApiError;
-use crate::form::LoginForm;
-use crate::login::authenticate_user;
-use crate::users::User;
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::api::extractors::{ActiveUser, ClientIp};
+use crate::api::form::LoginForm;
+use crate::auth::login::Login;
+use crate::store::User;
 
 /// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,24 +51,24 @@ impl IntoResponse for RawJson {
     path = "/token",
     operation_id = "login_for_access_token_token_post",
     summary = "Login For Access Token",
-    request_body(content = crate::openapi::LoginFormSchema, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::schemas::LoginFormSchema, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Successful Response", body = Token, headers(
             ("Cache-Control" = String, description = "`no-store`: token responses must not be cached (RFC 6749 §5.1)"),
             ("Pragma" = String, description = "`no-cache`, for HTTP/1.0 caches"),
         )),
         (status = 400, description = "The body cannot be read as a form: invalid multipart data, or too many fields",
-            body = crate::openapi::HttpError),
-        (status = 401, description = "Incorrect username or password", body = crate::openapi::HttpError,
+            body = crate::api::schemas::HttpError),
+        (status = 401, description = "Incorrect username or password", body = crate::api::schemas::HttpError,
             headers(("WWW-Authenticate" = String, description = "The scheme to authenticate with: `Bearer`"))),
-        (status = 408, description = "The request body was not received in time", body = crate::openapi::HttpError),
-        (status = 413, description = "The request body is over the limit (16 KiB)", body = crate::openapi::HttpError),
-        (status = 422, description = "Validation Error", body = crate::openapi::HttpValidationError),
+        (status = 408, description = "The request body was not received in time", body = crate::api::schemas::HttpError),
+        (status = 413, description = "The request body is over the limit (16 KiB)", body = crate::api::schemas::HttpError),
+        (status = 422, description = "Validation Error", body = crate::api::schemas::HttpValidationError),
         (status = 429, description = "Too many failed login attempts for this username or client",
-            body = crate::openapi::HttpError,
+            body = crate::api::schemas::HttpError,
             headers(("Retry-After" = u64, description = "Seconds to wait before the next attempt"))),
         (status = 503, description = "The password hashing queue is full, or the request took too long on our side",
-            body = crate::openapi::HttpError,
+            body = crate::api::schemas::HttpError,
             headers(("Retry-After" = u64, description = "Seconds after which a retry is likely to succeed"))),
     )
 )]
@@ -78,7 +77,8 @@ pub async fn login_for_access_token(
     ClientIp(client): ClientIp,
     form: LoginForm,
 ) -> Result<Json<Token>, ApiError> {
-    let user = authenticate_user(&state, client, &form.username, form.password).await?;
+    let login = Login { users: &state.users, hasher: &state.hasher, throttle: &state.throttle };
+    let user = login.authenticate_user(client, &form.username, form.password).await?;
     let access_token = state.tokens.create_access_token(&user.username).map_err(|_| ApiError::Internal)?;
     Ok(Json(Token { access_token, token_type: "bearer" }))
 }
@@ -93,7 +93,7 @@ pub async fn login_for_access_token(
         (status = 200, description = "Successful Response", body = User, headers(
             ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
         )),
-        crate::openapi::ProtectedRouteErrors,
+        crate::api::schemas::ProtectedRouteErrors,
     ),
     security(("OAuth2PasswordBearer" = []))
 )]
@@ -111,7 +111,7 @@ pub async fn read_users_me(ActiveUser(user): ActiveUser) -> RawJson {
         (status = 200, description = "Successful Response", body = [Item], headers(
             ("Cache-Control" = String, description = "`no-store`: the answer holds account data"),
         )),
-        crate::openapi::ProtectedRouteErrors,
+        crate::api::schemas::ProtectedRouteErrors,
     ),
     security(("OAuth2PasswordBearer" = []))
 )]

@@ -1,0 +1,109 @@
+//! The HTTP surface: the state the handlers share, the router, and the parts it is built from.
+
+/// The client address used for throttling (`TRUSTED_PROXIES`).
+pub mod client_ip;
+/// `/openapi.json`, `/docs` and `/redoc`.
+pub mod docs;
+/// The error type and its JSON answers.
+pub mod error;
+/// The `CurrentUser`, `ActiveUser` and `ClientIp` extractors.
+pub mod extractors;
+/// 404, 405, FastAPI's trailing-slash redirect, and the login time limit.
+pub mod fallback;
+/// The login form and its validation.
+pub mod form;
+/// Path decoding, framing refusal, `nosniff` and the log line, around every request.
+pub mod middleware;
+/// The OpenAPI document.
+pub mod openapi;
+/// The three routes.
+pub mod routes;
+/// Schemas only the OpenAPI document needs (the form as documented, error shapes).
+pub mod schemas;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
+use axum::middleware::from_fn_with_state;
+use axum::response::Response;
+use axum::routing::{MethodRouter, get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::api::client_ip::TrustedProxies;
+use crate::auth::hash_pool::HashPool;
+use crate::auth::jwt::TokenKeys;
+use crate::auth::throttle::LoginThrottle;
+use crate::http::server::{Handler, Limits};
+use crate::store::UserStore;
+
+/// Everything the handlers share, built once at start.
+#[derive(Clone)]
+pub struct AppState {
+    /// The user table.
+    pub users: Arc<UserStore>,
+    /// Token signing and validation.
+    pub tokens: Arc<TokenKeys>,
+    /// Password hashing threads.
+    pub hasher: Arc<HashPool>,
+    /// Failed-login counters.
+    pub throttle: Arc<LoginThrottle>,
+    /// Whose `X-Forwarded-For` to believe.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Size and time limits.
+    pub limits: Limits,
+}
+
+/// The application as the server runs it: the router inside what happens around every request.
+#[derive(Clone)]
+pub struct App(Router);
+
+/// The application for `state`.
+pub fn app(state: AppState) -> App {
+    App(router(state))
+}
+
+impl Handler for App {
+    fn handle(
+        self,
+        request: Request,
+        peer: SocketAddr,
+        ambiguous_lengths: bool,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        middleware::handle(self.0, request, peer, ambiguous_lengths)
+    }
+}
+
+/// The routes and documentation, with their per-route layers. What happens around every
+/// request (framing checks, `nosniff`, the log line) is `middleware::handle`.
+pub fn router(state: AppState) -> Router {
+    let no_store = || SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // RFC 6749 §5.1: token responses must not be cached.
+    let token = Router::new()
+        .route("/token", post(routes::login_for_access_token).fallback(fallback::method_not_allowed("POST")))
+        .route_layer(from_fn_with_state(state.limits.request_timeout, fallback::limit_time))
+        .layer(SetResponseHeaderLayer::overriding(PRAGMA, HeaderValue::from_static("no-cache")))
+        .layer(no_store());
+    // Both spellings answer directly (FastAPI redirects the slashless ones with a 307).
+    // Like FastAPI's, these GET routes refuse HEAD.
+    let get_only = |route: MethodRouter<AppState>| {
+        route.head(fallback::method_not_allowed("GET")).fallback(fallback::method_not_allowed("GET"))
+    };
+    let me = get_only(get(routes::read_users_me));
+    let items = get_only(get(routes::read_own_items));
+    let users = Router::new()
+        .route("/users/me/", me.clone())
+        .route("/users/me", me)
+        .route("/users/me/items/", items.clone())
+        .route("/users/me/items", items)
+        .layer(no_store());
+    Router::new()
+        .merge(token)
+        .merge(users)
+        .merge(docs::router())
+        .fallback(fallback::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,15 @@
+//! The auth domain: how a password is checked, who may try how often, and the tokens that a
+//! successful login gets. Nothing here knows HTTP.
+
+/// The bounded thread pool that runs argon2 off the async runtime.
+pub mod hash_pool;
+/// HS256 access tokens.
+pub mod jwt;
+/// The keys tokens are signed with.
+pub mod keys;
+/// `authenticate_user`: throttle, hash, count.
+pub mod login;
+/// Argon2 hashing and verification.
+pub mod password;
+/// Brute-force throttling of failed logins.
+pub mod throttle;
