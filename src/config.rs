@@ -11,6 +11,7 @@ use crate::auth::hash_pool::HashingConfig;
 use crate::auth::keys::SecretKey;
 use crate::auth::throttle::ThrottleConfig;
 use crate::http::server::Limits;
+use crate::store::{DatabaseUrl, StoreOptions};
 
 /// The server's settings. `Config::from_env` reads them; tests write the struct out.
 #[derive(Debug, Clone)]
@@ -23,6 +24,10 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// A JSON user table replacing the embedded seed (`USERS_FILE`).
     pub users_file: Option<PathBuf>,
+    /// Where users are kept (`DATABASE_URL`): unset, in memory (the seed or `USERS_FILE`).
+    pub database_url: Option<DatabaseUrl>,
+    /// How the server follows the database.
+    pub store: StoreOptions,
     /// How many argon2 computations run at once and how many may wait.
     pub hashing: HashingConfig,
     /// Brute-force throttling of failed logins.
@@ -73,6 +78,8 @@ impl Config {
             access_token_lifetime: Duration::from_secs(minutes * 60),
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             users_file: env.get("USERS_FILE").map(PathBuf::from),
+            database_url: env.parse_optional("DATABASE_URL")?,
+            store: store(&env)?,
             hashing: hashing(&env)?,
             throttle: throttle(&env)?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", TrustedProxies::default())?,
@@ -103,6 +110,21 @@ fn throttle(env: &Env) -> Result<ThrottleConfig, ConfigError> {
         lockout: env.seconds("LOGIN_LOCKOUT_SECS", d.lockout.as_secs(), 1..=86_400)?,
         max_lockout: env.seconds("LOGIN_LOCKOUT_MAX_SECS", d.max_lockout.as_secs(), 1..=86_400)?,
         max_entries: env.parse_in("LOGIN_THROTTLE_MAX_ENTRIES", d.max_entries, 100..=10_000_000)?,
+    })
+}
+
+/// The `DATABASE_*` variables besides the URL.
+fn store(env: &Env) -> Result<StoreOptions, ConfigError> {
+    let d = StoreOptions::default();
+    let millis = |name, default: std::time::Duration, range| {
+        env.parse_in(name, u64::try_from(default.as_millis()).unwrap_or(u64::MAX), range)
+            .map(Duration::from_millis)
+    };
+    Ok(StoreOptions {
+        poll_interval: millis("DATABASE_POLL_MS", d.poll_interval, 10..=60_000)?,
+        max_staleness: millis("DATABASE_STALE_MS", d.max_staleness, 100..=3_600_000)?,
+        max_connections: env.parse_in("DATABASE_MAX_CONNECTIONS", d.max_connections, 1..=1000)?,
+        timeout: env.seconds("DATABASE_TIMEOUT_SECS", d.timeout.as_secs(), 1..=300)?,
     })
 }
 
@@ -145,6 +167,23 @@ impl Env<'_> {
                 value,
             }),
         }
+    }
+
+    /// Parses the variable with `FromStr` when it is set. The value is not repeated in the
+    /// error: it may hold a password.
+    fn parse_optional<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.get(name)
+            .map(|value| {
+                value.trim().parse().map_err(|error: T::Err| ConfigError::Invalid {
+                    name,
+                    value: "<hidden>".into(),
+                    expected: error.to_string(),
+                })
+            })
+            .transpose()
     }
 
     /// Parses a whole number that must lie in `range`.
@@ -266,6 +305,11 @@ mod tests {
             "ACCESS_TOKEN_EXPIRE_MINUTES",
             "BIND_ADDR",
             "USERS_FILE",
+            "DATABASE_URL",
+            "DATABASE_POLL_MS",
+            "DATABASE_STALE_MS",
+            "DATABASE_MAX_CONNECTIONS",
+            "DATABASE_TIMEOUT_SECS",
             "RUST_LOG",
             "LOGIN_THROTTLE",
         ] {

@@ -16,6 +16,8 @@
 pub mod api;
 /// The auth domain: passwords, logins, tokens and throttling.
 pub mod auth;
+/// The binary's commands: serve, `users ...`, `hash-password`.
+pub mod cli;
 /// Settings from the environment, as a plain value.
 pub mod config;
 /// Plumbing around every request: the accept loop, framing checks and the client address.
@@ -27,9 +29,8 @@ pub use api::{App, AppState, app};
 
 use std::sync::Arc;
 
-use crate::auth::hash_pool::HashPool;
 use crate::auth::jwt::TokenKeys;
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::login::Authenticator;
 use crate::config::Config;
 use crate::store::UserStore;
 
@@ -38,10 +39,9 @@ impl AppState {
     /// Builds the state from a config and a user table (starting the hashing threads).
     pub fn new(config: &Config, users: UserStore) -> Self {
         Self {
-            users: Arc::new(users),
+            users,
             tokens: Arc::new(TokenKeys::new(&config.secret_key, config.access_token_lifetime)),
-            hasher: Arc::new(HashPool::new(config.hashing)),
-            throttle: Arc::new(LoginThrottle::new(config.throttle)),
+            auth: Arc::new(Authenticator::new(config.hashing, config.throttle)),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             limits: config.limits,
         }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::login::LoginError;
+use crate::auth::login::{LoginError, RETRY_AFTER_SECS};
 
 /// An error answered to the client. Variants are named for what the client sees.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,9 @@ pub enum ApiError {
         /// Seconds after which a retry is likely to succeed.
         retry_after: u64,
     },
+    /// 503: the user store's database cannot be reached; the server recovers by itself.
+    #[error("database unavailable")]
+    Unavailable,
 }
 
 impl From<LoginError> for ApiError {
@@ -73,6 +76,7 @@ impl From<LoginError> for ApiError {
             LoginError::IncorrectCredentials => Self::IncorrectCredentials,
             LoginError::Throttled { retry_after } => Self::TooManyAttempts { retry_after },
             LoginError::Busy { retry_after } => Self::Busy { retry_after },
+            LoginError::Unavailable { .. } => Self::Unavailable,
         }
     }
 }
@@ -126,7 +130,7 @@ impl ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +148,7 @@ impl ApiError {
             Self::PayloadTooLarge => "Request body too large",
             Self::TooManyAttempts { .. } => "Too many failed login attempts, try again later",
             Self::Busy { .. } => "Server busy, try again later",
+            Self::Unavailable => "Database unavailable, try again later",
             Self::Internal => "Internal Server Error",
             Self::Validation(_) => "",
         }
@@ -168,6 +173,9 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -27,8 +27,8 @@ impl FromRequestParts<AppState> for CurrentUser {
         let token = bearer_token(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))?;
         let token = std::str::from_utf8(token).map_err(|_| ApiError::InvalidToken)?;
         let username = state.tokens.decode_token(token).map_err(|_| ApiError::InvalidToken)?;
-        let user = state.users.get(&username).ok_or(ApiError::InvalidToken)?;
-        Ok(Self(Arc::clone(user)))
+        let user = state.users.get(&username).map_err(|_| ApiError::Unavailable)?;
+        Ok(Self(user.ok_or(ApiError::InvalidToken)?))
     }
 }
 

@@ -71,10 +71,10 @@ impl LoginForm {
             }
         }
         let grant_type = text(grant_type, "grant_type", &mut errors);
-        if let Some(grant) = &grant_type {
-            if grant != "password" {
-                errors.push(pattern_mismatch(grant));
-            }
+        if let Some(grant) = &grant_type
+            && grant != "password"
+        {
+            errors.push(pattern_mismatch(grant));
         }
         let username = required(text(username, "username", &mut errors), "username", &mut errors);
         let password = required(text(password, "password", &mut errors), "password", &mut errors);

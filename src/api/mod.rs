@@ -34,23 +34,20 @@ use axum::routing::{MethodRouter, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::client_ip::TrustedProxies;
-use crate::auth::hash_pool::HashPool;
 use crate::auth::jwt::TokenKeys;
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::login::Authenticator;
 use crate::http::server::{Handler, Limits};
 use crate::store::UserStore;
 
 /// Everything the handlers share, built once at start.
 #[derive(Clone)]
 pub struct AppState {
-    /// The user table.
-    pub users: Arc<UserStore>,
+    /// The users.
+    pub users: UserStore,
     /// Token signing and validation.
     pub tokens: Arc<TokenKeys>,
-    /// Password hashing threads.
-    pub hasher: Arc<HashPool>,
-    /// Failed-login counters.
-    pub throttle: Arc<LoginThrottle>,
+    /// Password logins: hashing threads and failure counters.
+    pub auth: Arc<Authenticator>,
     /// Whose `X-Forwarded-For` to believe.
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Size and time limits.

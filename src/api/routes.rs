@@ -13,7 +13,6 @@ use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::extractors::{ActiveUser, ClientIp};
 use crate::api::form::LoginForm;
-use crate::auth::login::Login;
 use crate::store::User;
 
 /// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
@@ -77,8 +76,7 @@ pub async fn login_for_access_token(
     ClientIp(client): ClientIp,
     form: LoginForm,
 ) -> Result<Json<Token>, ApiError> {
-    let login = Login { users: &state.users, hasher: &state.hasher, throttle: &state.throttle };
-    let user = login.authenticate_user(client, &form.username, form.password).await?;
+    let user = state.auth.authenticate_user(&state.users, client, &form.username, form.password).await?;
     let access_token = state.tokens.create_access_token(&user.username).map_err(|_| ApiError::Internal)?;
     Ok(Json(Token { access_token, token_type: "bearer" }))
 }

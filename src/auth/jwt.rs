@@ -205,15 +205,15 @@ impl Claims {
     /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch).
     fn validate(self, now: u64) -> Result<String, TokenError> {
         let now = i128::from(now);
-        if let Some(iat) = &self.iat {
-            if python_int(iat).ok_or(TokenError::Claims)? > now {
-                return Err(TokenError::Immature);
-            }
+        if let Some(iat) = &self.iat
+            && python_int(iat).ok_or(TokenError::Claims)? > now
+        {
+            return Err(TokenError::Immature);
         }
-        if let Some(nbf) = &self.nbf {
-            if python_int(nbf).ok_or(TokenError::Claims)? > now {
-                return Err(TokenError::Immature);
-            }
+        if let Some(nbf) = &self.nbf
+            && python_int(nbf).ok_or(TokenError::Claims)? > now
+        {
+            return Err(TokenError::Immature);
         }
         // Unlike PyJWT, a token without `exp` is refused: a leaked token must expire.
         let exp = self.exp.as_ref().ok_or(TokenError::Expired)?;

@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::hash_pool::{Busy, HashPool};
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::hash_pool::{Busy, HashPool, HashingConfig};
+use crate::auth::password::{PasswordHash, default_params};
+use crate::auth::throttle::{LoginThrottle, ThrottleConfig};
 use crate::store::{UserInDb, UserStore};
 
-/// How long a client should wait after the hashing queue was full.
-pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// How long a client should wait after the hashing queue was full or the store unavailable.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// Why a login was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,24 +31,41 @@ pub enum LoginError {
         /// Seconds after which a retry is likely to succeed.
         retry_after: u64,
     },
+    /// The user store cannot answer now; retry after this many seconds.
+    #[error("the user store is unavailable")]
+    Unavailable {
+        /// Seconds after which a retry may succeed.
+        retry_after: u64,
+    },
 }
 
-/// What a password login needs: the users, the hashing threads and the failure counters.
-pub struct Login<'a> {
-    /// Where users are looked up.
-    pub users: &'a UserStore,
+/// What password logins share: the hashing threads, the failure counters, and the dummy hash
+/// that unknown usernames are checked against.
+pub struct Authenticator {
     /// Where passwords are checked.
-    pub hasher: &'a HashPool,
+    pub hasher: HashPool,
     /// Who may try how often.
-    pub throttle: &'a Arc<LoginThrottle>,
+    pub throttle: Arc<LoginThrottle>,
+    /// One of our own argon2id hashes that no password matches.
+    dummy: PasswordHash,
 }
 
-impl Login<'_> {
+impl Authenticator {
+    /// Starts the hashing threads and empty counters.
+    pub fn new(hashing: HashingConfig, throttle: ThrottleConfig) -> Self {
+        Self {
+            hasher: HashPool::new(hashing),
+            throttle: Arc::new(LoginThrottle::new(throttle)),
+            dummy: PasswordHash::dummy(default_params()),
+        }
+    }
+
     /// Checks a username and password sent from `client`. Throttled attempts are refused
     /// before any hashing; unknown usernames are checked against the dummy hash; every hashed
     /// outcome is counted.
     pub async fn authenticate_user(
         &self,
+        users: &UserStore,
         client: IpAddr,
         username: &str,
         password: String,
@@ -58,13 +76,18 @@ impl Login<'_> {
             .throttle
             .reserve(username, client, Instant::now())
             .map_err(|throttled| LoginError::Throttled { retry_after: throttled.retry_after })?;
-        let (user, hash) = self.users.hash_to_check(username);
+        let user =
+            users.get(username).map_err(|_| LoginError::Unavailable { retry_after: RETRY_AFTER_SECS })?;
+        let hash = match &user {
+            Some(user) => self.stored_hash(user),
+            None => self.dummy.clone(),
+        };
         // Shed (503) or abandoned, the attempt is dropped unsettled and counts as nothing.
         let matches = self
             .hasher
             .verify(password, hash)
             .await
-            .map_err(|Busy| LoginError::Busy { retry_after: BUSY_RETRY_AFTER_SECS })?;
+            .map_err(|Busy| LoginError::Busy { retry_after: RETRY_AFTER_SECS })?;
         match user {
             Some(user) if matches => {
                 attempt.succeeded(Instant::now());
@@ -75,5 +98,14 @@ impl Login<'_> {
                 Err(LoginError::IncorrectCredentials)
             }
         }
+    }
+
+    /// The user's hash, or the dummy (which nothing matches) when the stored one cannot be
+    /// read: such a user cannot log in, at the cost of any other login.
+    fn stored_hash(&self, user: &UserInDb) -> PasswordHash {
+        PasswordHash::parse(&user.hashed_password).unwrap_or_else(|error| {
+            tracing::warn!(username = %user.username, %error, "the stored password hash cannot be verified");
+            self.dummy.clone()
+        })
     }
 }

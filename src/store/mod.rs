@@ -1,265 +1,274 @@
-//! Users: the public `User`, the stored `UserInDb`, and the `UserStore` they live in.
+//! The user store: the tutorial's `fake_users_db`, kept where `DATABASE_URL` says.
 //!
-//! The store is the tutorial's `fake_users_db`: the embedded seed by default, or a JSON file of
-//! the same shape given as `USERS_FILE`.
+//! One interface (`Backend`), three backends: in memory (the embedded users or `USERS_FILE`,
+//! the default), an SQLite file, and PostgreSQL shared by several instances. A running server
+//! answers from `UserStore`'s cache of every user, refreshed from the backend's change feed
+//! (every write bumps a store-wide revision) a few times a second, so reads never wait on the
+//! database and a change made anywhere is seen everywhere within a second. When the cache
+//! cannot be refreshed for longer than that, lookups report the store unavailable (503)
+//! instead of answering from stale data, until it can again.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::ops::Deref;
-use std::path::Path;
-use std::sync::Arc;
+/// The users as a running server holds them, and how fresh they are.
+mod cache;
+/// The in-memory backend.
+pub mod memory;
+/// The SQLite and PostgreSQL backend, its connection and its migrations.
+pub mod sql;
+/// `User`, `UserRecord`, `UserInDb` and the username rules.
+pub mod user;
+/// The users-file shape (`USERS_FILE`, `users import`, `users list --json`).
+pub mod users_file;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use crate::auth::password::{HashFormatError, PasswordHash, default_params};
+use async_trait::async_trait;
 
-/// The embedded user table: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
+pub use crate::store::sql::DatabaseUrl;
+pub use crate::store::user::{User, UserInDb, UserRecord};
+
+use crate::store::cache::Cache;
+use crate::store::memory::MemoryBackend;
+
+/// The embedded users: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
 pub const SEED_USERS: &str = include_str!("seed_users.json");
 
-/// A user as clients see it: the tutorial's `User` model, never with the hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(title = "User")]
-pub struct User {
-    /// The login name.
-    pub username: String,
-    /// Contact address.
-    #[schema(required = false)]
-    pub email: Option<String>,
-    /// Display name.
-    #[schema(required = false)]
-    pub full_name: Option<String>,
-    /// A disabled user can log in but is refused by every protected route.
-    #[schema(required = false)]
-    pub disabled: Option<bool>,
+/// Why a store operation could not be done. Messages never hold a password or a hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// `add` or `import` of a username that exists.
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    /// A change to a username that does not exist.
+    #[error("no user {0:?}")]
+    NotFound(String),
+    /// The database cannot be reached (or answered too slowly); retrying may work.
+    #[error("the user store is unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the operation for another reason.
+    #[error("the user store failed: {0}")]
+    Failed(String),
+    /// The database's schema cannot be used by this binary.
+    #[error("{0}")]
+    Schema(String),
 }
 
-impl User {
-    /// True when the account is disabled (`disabled: true`; absent or null means active).
-    pub fn is_disabled(&self) -> bool {
-        self.disabled == Some(true)
+/// A change to one user.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Update {
+    /// A new password hash (`users set-password`).
+    Password(String),
+    /// Disable (`true`) or enable (`false`) the account.
+    Disabled(bool),
+}
+
+/// What changed after a revision: users added or changed, and usernames removed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The store's revision these changes bring a reader to.
+    pub revision: i64,
+    /// Users added or changed since, in full.
+    pub users: Vec<UserRecord>,
+    /// Usernames removed since.
+    pub removed: Vec<String>,
+}
+
+/// Where users are kept. Every write bumps the store-wide revision, atomically with the
+/// change, so readers can follow with `revision` and `changes_since`.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The current revision: it changes whenever anything does.
+    async fn revision(&self) -> Result<i64, StoreError>;
+    /// Everything that changed after `revision` (all users when it is 0).
+    async fn changes_since(&self, revision: i64) -> Result<Changes, StoreError>;
+    /// Adds users, all or none: `Exists` names the first that is already there.
+    async fn add(&self, users: Vec<UserRecord>) -> Result<(), StoreError>;
+    /// Changes one user; `NotFound` when there is no such user.
+    async fn update(&self, username: &str, update: Update) -> Result<(), StoreError>;
+    /// Removes one user; `NotFound` when there is no such user.
+    async fn remove(&self, username: &str) -> Result<(), StoreError>;
+    /// Replaces a user's hash only if it is still `old` (a login's upgrade of a legacy hash):
+    /// of several upgrades racing, one wins. True when this one did.
+    async fn replace_hash(&self, username: &str, old: &str, new: &str) -> Result<bool, StoreError>;
+}
+
+/// How the cache follows a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How often the cache asks the database for changes (`DATABASE_POLL_MS`, 250 ms).
+    pub poll_interval: Duration,
+    /// How long the cache may go without a successful refresh before lookups report the store
+    /// unavailable (`DATABASE_STALE_MS`, 1000 ms): the bound on how late a change is seen.
+    pub max_staleness: Duration,
+    /// Connections in the pool (`DATABASE_MAX_CONNECTIONS`, 8).
+    pub max_connections: u32,
+    /// How long an operation waits for a connection, and the start waits for the database
+    /// (`DATABASE_TIMEOUT_SECS`, 5).
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(250),
+            max_staleness: Duration::from_millis(1000),
+            max_connections: 8,
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 
-/// A stored user: the public part (it derefs to `User`, as the tutorial's `UserInDB` extends
-/// `User`), that part already rendered as JSON, and the password hash. Its `Debug` hides the hash.
-pub struct UserInDb {
-    /// What `/users/me/` shows.
-    pub user: User,
-    /// `user` as compact JSON, rendered once when the table is loaded.
-    pub json: Bytes,
-    /// The parsed argon2 hash.
-    pub hashed_password: PasswordHash,
-}
-
-impl Deref for UserInDb {
-    type Target = User;
-
-    fn deref(&self) -> &User {
-        &self.user
-    }
-}
-
-impl fmt::Debug for UserInDb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserInDb").field("user", &self.user).field("hashed_password", &"<redacted>").finish()
-    }
-}
-
-/// The users, keyed by username, and the dummy hash that unknown usernames are checked against.
-#[derive(Debug)]
+/// The users, as a running server (or the CLI) sees them. Cheap to clone: every clone shares
+/// one cache and one connection pool.
+#[derive(Clone)]
 pub struct UserStore {
-    users: HashMap<String, Arc<UserInDb>>,
-    dummy: PasswordHash,
+    inner: Arc<Inner>,
 }
 
-/// One entry of a users file, in the tutorial's `fake_users_db` shape.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserRecord {
-    username: String,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    full_name: Option<String>,
-    #[serde(default)]
-    disabled: Option<bool>,
-    hashed_password: String,
+struct Inner {
+    backend: Box<dyn Backend>,
+    cache: Cache,
+    /// One refresh at a time, so an older one cannot land after a newer one.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Where the users are, for messages (never with a password).
+    location: String,
 }
 
-/// Why a user table could not be loaded. The message names the entry and the problem.
-#[derive(Debug, thiserror::Error)]
-pub enum UsersFileError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Not JSON of the expected shape.
-    #[error(
-        "not a valid users file: {0} (expected {{\"<username>\": {{\"username\": ..., \"hashed_password\": \"$argon2id$...\", \"email\"?, \"full_name\"?, \"disabled\"?}}}})"
-    )]
-    Json(serde_json::Error),
-    /// An entry whose key is not its username.
-    #[error("entry {key:?} has username {username:?}; the key must be the username")]
-    KeyMismatch {
-        /// The map key.
-        key: String,
-        /// The username inside the entry.
-        username: String,
-    },
-    /// An entry whose hash cannot be used.
-    #[error("entry {key:?}: hashed_password: {source}")]
-    Hash {
-        /// The map key.
-        key: String,
-        /// What is wrong with the hash.
-        source: HashFormatError,
-    },
-    /// No users at all.
-    #[error("the file defines no users")]
-    Empty,
-}
+/// The store cannot answer now (its database has been unreachable for too long); the caller
+/// should answer 503 and let the client retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the user store is unavailable")]
+pub struct Unavailable;
 
 impl UserStore {
-    /// The embedded seed (johndoe and alice).
+    /// The embedded users (johndoe and alice), in memory.
     pub fn seeded() -> Self {
-        Self::from_json(SEED_USERS).expect("the embedded seed is valid")
+        let records = users_file::parse(SEED_USERS, |_| Ok(())).expect("the embedded seed is valid");
+        Self::in_memory(records, "embedded seed")
     }
 
-    /// Loads a users file (`USERS_FILE`); every problem names the file.
-    pub fn load(path: &Path) -> Result<Self, UsersFileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| UsersFileError::Read { path: path.display().to_string(), source })?;
-        Self::from_json(&text)
+    /// These users, in memory for the life of the process (`location` names their source).
+    pub fn in_memory(records: Vec<UserRecord>, location: &str) -> Self {
+        let backend = MemoryBackend::new(records);
+        let changes = backend.all();
+        let cache = Cache::new(None);
+        cache.apply(changes);
+        Self::with(Box::new(backend), cache, location.to_owned())
     }
 
-    /// Parses a user table in the tutorial's `fake_users_db` shape.
-    pub fn from_json(text: &str) -> Result<Self, UsersFileError> {
-        let records: HashMap<String, UserRecord> =
-            serde_json::from_str(text).map_err(UsersFileError::Json)?;
-        if records.is_empty() {
-            return Err(UsersFileError::Empty);
-        }
-        let mut users = HashMap::with_capacity(records.len());
-        for (key, record) in records {
-            if key != record.username {
-                return Err(UsersFileError::KeyMismatch { key, username: record.username });
-            }
-            let hashed_password = PasswordHash::parse(&record.hashed_password)
-                .map_err(|source| UsersFileError::Hash { key: key.clone(), source })?;
-            let user = User {
-                username: record.username,
-                email: record.email,
-                full_name: record.full_name,
-                disabled: record.disabled,
-            };
-            let json = Bytes::from(serde_json::to_vec(&user).map_err(UsersFileError::Json)?);
-            users.insert(key, Arc::new(UserInDb { user, json, hashed_password }));
-        }
-        let dummy = PasswordHash::dummy(dummy_params(&users));
-        Ok(Self { users, dummy })
+    /// Opens the database at `url` (creating an SQLite file on first use), brings its schema
+    /// up to date, loads every user, and keeps following its changes in the background.
+    pub async fn open(url: &DatabaseUrl, options: StoreOptions) -> Result<Self, StoreError> {
+        let store = Self::connect(url, options).await?;
+        tokio::spawn(follow_changes(Arc::downgrade(&store.inner), options.poll_interval));
+        Ok(store)
     }
 
-    /// The user with this exact username (case-sensitive, no trimming, as the tutorial).
-    pub fn get(&self, username: &str) -> Option<&Arc<UserInDb>> {
-        self.users.get(username)
+    /// As `open`, without following changes: for a command that reads or writes once.
+    pub async fn connect(url: &DatabaseUrl, options: StoreOptions) -> Result<Self, StoreError> {
+        let backend = sql::SqlBackend::connect(url, options).await?;
+        let cache = Cache::new(Some(options.max_staleness));
+        let store = Self::with(Box::new(backend), cache, url.to_string());
+        store.refresh().await?;
+        Ok(store)
     }
 
-    /// The hash a login for `username` is checked against: the user's own, or the dummy.
-    pub fn hash_to_check(&self, username: &str) -> (Option<Arc<UserInDb>>, PasswordHash) {
-        match self.users.get(username) {
-            Some(stored) => (Some(Arc::clone(stored)), stored.hashed_password.clone()),
-            None => (None, self.dummy.clone()),
-        }
+    fn with(backend: Box<dyn Backend>, cache: Cache, location: String) -> Self {
+        let inner = Inner { backend, cache, refreshing: tokio::sync::Mutex::new(()), location };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Where the users are kept, for messages (never with a password).
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// The user with this exact username (case-sensitive, no trimming, as the tutorial), or
+    /// `Unavailable` when the cache is too old to trust.
+    pub fn get(&self, username: &str) -> Result<Option<Arc<UserInDb>>, Unavailable> {
+        self.inner.cache.get(username)
     }
 
     /// How many users there are.
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.inner.cache.len()
     }
 
-    /// True when there are no users (never, for a loaded store).
+    /// True when there are no users.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.len() == 0
+    }
+
+    /// Every user, in username order.
+    pub fn list(&self) -> Vec<Arc<UserInDb>> {
+        self.inner.cache.list()
+    }
+
+    /// Adds users, all or none.
+    pub async fn add(&self, users: Vec<UserRecord>) -> Result<(), StoreError> {
+        self.inner.backend.add(users).await?;
+        self.refresh().await
+    }
+
+    /// Changes one user.
+    pub async fn update(&self, username: &str, update: Update) -> Result<(), StoreError> {
+        self.inner.backend.update(username, update).await?;
+        self.refresh().await
+    }
+
+    /// Removes one user.
+    pub async fn remove(&self, username: &str) -> Result<(), StoreError> {
+        self.inner.backend.remove(username).await?;
+        self.refresh().await
+    }
+
+    /// Replaces a user's hash if it is still `old`; true when this call did it.
+    pub async fn replace_hash(&self, username: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+        let replaced = self.inner.backend.replace_hash(username, old, new).await?;
+        self.refresh().await?;
+        Ok(replaced)
+    }
+
+    /// Brings the cache up to date with the backend now.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.inner.refresh().await
     }
 }
 
-/// The dummy hash costs what the users' hashes cost: their parameters when they all agree,
-/// otherwise the default ones.
-fn dummy_params(users: &HashMap<String, Arc<UserInDb>>) -> argon2::Params {
-    let mut params = users.values().map(|stored| stored.hashed_password.params());
-    match params.next() {
-        Some(first) if params.all(|other| same_cost(first, other)) => first.clone(),
-        _ => default_params(),
+impl Inner {
+    async fn refresh(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let started = self.cache.now();
+        let known = self.cache.revision();
+        if self.backend.revision().await? != known {
+            self.cache.apply(self.backend.changes_since(known).await?);
+        }
+        self.cache.synced(started);
+        Ok(())
     }
 }
 
-fn same_cost(a: &argon2::Params, b: &argon2::Params) -> bool {
-    (a.m_cost(), a.t_cost(), a.p_cost()) == (b.m_cost(), b.t_cost(), b.p_cost())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_seed_has_johndoe_active_and_alice_disabled() {
-        let store = UserStore::seeded();
-        assert_eq!(store.len(), 2);
-        let john = store.get("johndoe").unwrap();
-        assert_eq!(john.full_name.as_deref(), Some("John Doe"));
-        assert_eq!(john.email.as_deref(), Some("johndoe@example.com"));
-        assert!(!john.is_disabled());
-        assert!(store.get("alice").unwrap().is_disabled());
-        assert_eq!(
-            john.json,
-            r#"{"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false}"#
-        );
-        assert!(store.get("JohnDoe").is_none());
-    }
-
-    #[test]
-    fn unknown_users_are_checked_against_a_dummy_with_the_same_cost() {
-        let store = UserStore::seeded();
-        let (user, dummy) = store.hash_to_check("nobody");
-        assert!(user.is_none());
-        let (_, real) = store.hash_to_check("johndoe");
-        assert!(same_cost(dummy.params(), real.params()));
-    }
-
-    #[test]
-    fn a_users_file_in_the_tutorials_shape_loads_with_optional_fields() {
-        let store = UserStore::from_json(
-            r#"{"bob": {"username": "bob", "hashed_password": "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc"}}"#,
-        )
-        .unwrap();
-        let bob = store.get("bob").unwrap();
-        assert_eq!((bob.email.as_ref(), bob.disabled), (None, None));
-        assert!(!bob.is_disabled());
-    }
-
-    #[test]
-    fn bad_users_files_are_refused_with_the_entry_and_the_problem() {
-        let hash = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
-        let mismatch = format!(r#"{{"bob": {{"username": "rob", "hashed_password": "{hash}"}}}}"#);
-        let error = UserStore::from_json(&mismatch).unwrap_err().to_string();
-        assert!(error.contains("\"bob\"") && error.contains("\"rob\""), "{error}");
-
-        let plain = r#"{"bob": {"username": "bob", "hashed_password": "secret"}}"#;
-        let error = UserStore::from_json(plain).unwrap_err().to_string();
-        assert!(error.starts_with("entry \"bob\": hashed_password: not a PHC string"), "{error}");
-
-        let typo =
-            format!(r#"{{"bob": {{"username": "bob", "disable": true, "hashed_password": "{hash}"}}}}"#);
-        let error = UserStore::from_json(&typo).unwrap_err().to_string();
-        assert!(error.contains("unknown field `disable`"), "{error}");
-
-        assert!(matches!(UserStore::from_json("{}"), Err(UsersFileError::Empty)));
-        assert!(matches!(UserStore::from_json("[1, 2"), Err(UsersFileError::Json(_))));
+/// Refreshes the cache every `interval` for as long as the store lives. Failures are logged
+/// once when they start and once when they end; lookups turn `Unavailable` meanwhile.
+async fn follow_changes(store: Weak<Inner>, interval: Duration) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(store) = store.upgrade() else { return };
+        let result = match tokio::time::timeout(interval.max(Duration::from_secs(1)), store.refresh()).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable("no answer in time".into())),
+        };
+        match result {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(location = %store.location, "the user store answers again");
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(location = %store.location, %error, "cannot refresh users from the store");
+            }
+            _ => {}
+        }
     }
 }

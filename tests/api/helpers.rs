@@ -11,7 +11,7 @@ use oauth2_jwt_server::auth::keys::SecretKey;
 use oauth2_jwt_server::auth::throttle::ThrottleConfig;
 use oauth2_jwt_server::config::Config;
 use oauth2_jwt_server::http::server::{Limits, serve};
-use oauth2_jwt_server::store::UserStore;
+use oauth2_jwt_server::store::{StoreOptions, UserStore};
 use oauth2_jwt_server::{AppState, app};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -46,6 +46,8 @@ pub fn test_config() -> Config {
         access_token_lifetime: Duration::from_secs(30 * 60),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         users_file: None,
+        database_url: None,
+        store: StoreOptions::default(),
         hashing: HashingConfig { workers: 2, lane_threads: 2, queue: 64 },
         throttle: ThrottleConfig { enabled: false, ..ThrottleConfig::default() },
         trusted_proxies: Default::default(),

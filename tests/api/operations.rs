@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oauth2_jwt_server::store::UserStore;
+use oauth2_jwt_server::cli::serve::check_hash;
+use oauth2_jwt_server::store::{UserStore, users_file};
 
 use crate::helpers::{TestApp, test_config};
 
@@ -51,7 +52,8 @@ async fn a_user_added_with_hash_password_can_log_in_from_a_users_file() {
         "carol": {"username": "carol", "full_name": "Carol", "email": null, "hashed_password": hash, "disabled": false}
     });
     std::fs::write(&file, users.to_string()).unwrap();
-    let app = TestApp::spawn_with(test_config(), UserStore::load(&file).unwrap()).await;
+    let records = users_file::load(&file, check_hash).unwrap();
+    let app = TestApp::spawn_with(test_config(), UserStore::in_memory(records, "test")).await;
 
     let token = app.token_for("carol", "correct horse battery staple").await;
     let me = app.get_with_token("/users/me/", &token).await.text().await.unwrap();

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use oauth2_jwt_server::auth::hash_pool::HashingConfig;
 use oauth2_jwt_server::auth::throttle::ThrottleConfig;
 use oauth2_jwt_server::config::Config;
-use oauth2_jwt_server::store::UserStore;
+use oauth2_jwt_server::store::{UserStore, users_file};
 
 use crate::helpers::{Answer, TestApp, test_config};
 
@@ -29,7 +29,7 @@ async fn spawn_on_default_thresholds(users: UserStore) -> TestApp {
 
 /// Sends all the logins at once; returns the answers and how many passwords were hashed.
 async fn burst(app: &TestApp, logins: Vec<(String, String, String)>) -> (Vec<Answer>, u64) {
-    let hashed_before = app.state.hasher.checks_done();
+    let hashed_before = app.state.auth.hasher.checks_done();
     let requests = logins.iter().map(|(username, password, client_ip)| {
         app.client
             .post(format!("{}/token", app.address))
@@ -41,7 +41,7 @@ async fn burst(app: &TestApp, logins: Vec<(String, String, String)>) -> (Vec<Ans
     for response in join_all(requests).await {
         answers.push(Answer::of(response.unwrap()).await);
     }
-    (answers, app.state.hasher.checks_done() - hashed_before)
+    (answers, app.state.auth.hasher.checks_done() - hashed_before)
 }
 
 /// How many answers had each status.
@@ -151,9 +151,8 @@ async fn a_burst_of_right_passwords_for_distinct_users_is_all_served() {
             (name.clone(), serde_json::json!({"username": name, "hashed_password": JOHNDOE_HASH}))
         })
         .collect();
-    let app =
-        spawn_on_default_thresholds(UserStore::from_json(&serde_json::to_string(&users).unwrap()).unwrap())
-            .await;
+    let records = users_file::parse(&serde_json::to_string(&users).unwrap(), |_| Ok(())).unwrap();
+    let app = spawn_on_default_thresholds(UserStore::in_memory(records, "test")).await;
 
     let logins = (0..16).map(|i| (format!("user{i}"), "secret".to_owned(), "198.51.100.10".to_owned()));
     let (answers, hashed) = burst(&app, logins.collect()).await;

@@ -1,0 +1,114 @@
+//! The binary's commands: serving (the default), `users ...` against `DATABASE_URL`, and
+//! `hash-password`. Usage errors exit 2 (clap's convention); a command that cannot be done
+//! exits 1 with a one-line message saying why.
+
+/// Reading passwords from standard input or a terminal.
+mod password;
+/// Serving the API.
+pub mod serve;
+/// `users ...`: managing the users of a database.
+pub mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// `oauth2-jwt-server [COMMAND]`: without a command, serves the API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth2-jwt-server",
+    version,
+    about = "FastAPI's OAuth2 password + JWT tutorial as a server. Without a command, serves the API.",
+    after_help = "Configured by environment variables and a .env file in the working directory (see .env.example)."
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Read one password from standard input and print its argon2id PHC string (for USERS_FILE).
+    HashPassword,
+    /// Manage the users kept in DATABASE_URL.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// `users ...`. A password is read from standard input when it is not a terminal (one line,
+/// without its line ending), otherwise prompted for twice without echo.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password is read as described above.
+    Add {
+        /// The username (at most 150 characters, no control characters, no surrounding spaces).
+        name: String,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Contact address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Create the account disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Set a user's password; the password is read as described above.
+    SetPassword {
+        /// The username.
+        name: String,
+    },
+    /// Disable an account: its tokens are refused with 400 "Inactive user".
+    Disable {
+        /// The username.
+        name: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// The username.
+        name: String,
+    },
+    /// Remove a user: its tokens are refused with 401.
+    Remove {
+        /// The username.
+        name: String,
+    },
+    /// List the users (a table; --json for the USERS_FILE shape without hashes).
+    List {
+        /// Print JSON in the USERS_FILE shape, without hashes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a file in the USERS_FILE shape (or the tutorial's fake_users_db dict), hashes as
+    /// they are; all users or none.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Real environment variables win over .env; only the working directory's .env is read
+    // (dotenvy::dotenv would also search parent directories).
+    let dotenv = dotenvy::from_path(".env");
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    serve::init_logging(if serving { "info" } else { "warn" });
+    if let Err(error) = &dotenv
+        && !error.not_found()
+    {
+        eprintln!("error: cannot read .env: {error}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        None | Some(Command::Serve) => serve::serve(),
+        Some(Command::HashPassword) => password::print_hash(),
+        Some(Command::Users(command)) => users::run(command),
+    }
+}

@@ -1,0 +1,169 @@
+//! `users ...`: adding, changing, listing and importing the users of `DATABASE_URL`. Each
+//! command is one change in one transaction; a running server sees it within a second.
+
+use std::process::ExitCode;
+
+use crate::auth::password::{Memory, hash_password};
+use crate::cli::UsersCommand;
+use crate::cli::password::read_new_password;
+use crate::cli::serve::check_hash;
+use crate::config::Config;
+use crate::store::user::check_username;
+use crate::store::{StoreError, Update, User, UserRecord, UserStore, users_file};
+
+/// The longest full name or email accepted, in characters.
+const MAX_FIELD_CHARS: usize = 320;
+
+/// Runs one users command: exit 0 when done, 1 with a one-line message when it cannot be.
+pub fn run(command: UsersCommand) -> ExitCode {
+    match execute(command) {
+        Ok(message) => {
+            if !message.is_empty() {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the command prints on success, or why it could not be done.
+fn execute(command: UsersCommand) -> Result<String, String> {
+    let config = Config::from_env().map_err(|error| error.to_string())?;
+    let url = config.database_url.clone().ok_or(
+        "the users commands need DATABASE_URL (sqlite://PATH or postgres://...), in the environment or .env; without it the server serves the embedded users or USERS_FILE, which are read-only",
+    )?;
+    // Everything that needs no database (and the slow password hash) comes first.
+    let change = prepare(command)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(async {
+        let store = UserStore::connect(&url, config.store).await.map_err(|error| error.to_string())?;
+        apply(&store, change).await.map_err(|error| match error {
+            StoreError::Exists(name) => format!("user {name:?} already exists"),
+            StoreError::NotFound(name) => format!("no user {name:?}"),
+            other => other.to_string(),
+        })
+    })
+}
+
+/// A users command with its values checked and its password hashed.
+enum Change {
+    Add(UserRecord),
+    Update(String, Update, &'static str),
+    Remove(String),
+    List { json: bool },
+    Import(Vec<UserRecord>),
+}
+
+fn prepare(command: UsersCommand) -> Result<Change, String> {
+    Ok(match command {
+        UsersCommand::Add { name, full_name, email, disabled } => {
+            check_username(&name)?;
+            check_field("--full-name", full_name.as_deref())?;
+            check_field("--email", email.as_deref())?;
+            let hashed_password = new_hash()?;
+            let user = User { username: name, email, full_name, disabled: Some(disabled) };
+            Change::Add(UserRecord { user, hashed_password })
+        }
+        UsersCommand::SetPassword { name } => {
+            Change::Update(name, Update::Password(new_hash()?), "set the password of")
+        }
+        UsersCommand::Disable { name } => Change::Update(name, Update::Disabled(true), "disabled"),
+        UsersCommand::Enable { name } => Change::Update(name, Update::Disabled(false), "enabled"),
+        UsersCommand::Remove { name } => Change::Remove(name),
+        UsersCommand::List { json } => Change::List { json },
+        UsersCommand::Import { file } => {
+            let records = users_file::load(&file, check_hash)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
+            for record in &records {
+                check_username(&record.user.username).map_err(|reason| {
+                    format!("{}: entry {:?}: {reason}", file.display(), record.user.username)
+                })?;
+            }
+            Change::Import(records)
+        }
+    })
+}
+
+async fn apply(store: &UserStore, change: Change) -> Result<String, StoreError> {
+    Ok(match change {
+        Change::Add(record) => {
+            let name = record.user.username.clone();
+            store.add(vec![record]).await?;
+            format!("added {name:?}")
+        }
+        Change::Update(name, update, done) => {
+            store.update(&name, update).await?;
+            format!("{done} {name:?}")
+        }
+        Change::Remove(name) => {
+            store.remove(&name).await?;
+            format!("removed {name:?}")
+        }
+        Change::List { json } => {
+            let users: Vec<User> = store.list().iter().map(|user| user.user.clone()).collect();
+            if json { users_file::to_public_json(&users) } else { table(&users) }
+        }
+        Change::Import(records) => {
+            let count = records.len();
+            store.add(records).await?;
+            format!("imported {count} users")
+        }
+    })
+}
+
+fn new_hash() -> Result<String, String> {
+    let password = read_new_password()?;
+    Ok(hash_password(password.as_bytes(), &mut Memory::default()))
+}
+
+fn check_field(option: &str, value: Option<&str>) -> Result<(), String> {
+    match value {
+        Some(value) if value.chars().any(char::is_control) => {
+            Err(format!("{option} cannot contain control characters"))
+        }
+        Some(value) if value.chars().count() > MAX_FIELD_CHARS => {
+            Err(format!("{option} has at most {MAX_FIELD_CHARS} characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The users as a readable table.
+fn table(users: &[User]) -> String {
+    let rows: Vec<[String; 4]> = users
+        .iter()
+        .map(|user| {
+            [
+                user.username.clone(),
+                user.full_name.clone().unwrap_or_default(),
+                user.email.clone().unwrap_or_default(),
+                if user.is_disabled() { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    let header = ["USERNAME", "FULL NAME", "EMAIL", "DISABLED"].map(String::from);
+    let widths: Vec<usize> = (0..4)
+        .map(|column| {
+            std::iter::once(&header).chain(&rows).map(|row| row[column].chars().count()).max().unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> =
+            row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&match users.len() {
+        1 => "(1 user)".to_owned(),
+        n => format!("({n} users)"),
+    });
+    out
+}

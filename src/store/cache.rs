@@ -1,0 +1,86 @@
+//! The users as a running server holds them: every user by name, the store revision they
+//! reflect, and when they were last known to be current.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::store::{Changes, Unavailable, UserInDb};
+
+/// Every user, followed from a backend.
+pub(crate) struct Cache {
+    users: RwLock<HashMap<String, Arc<UserInDb>>>,
+    revision: AtomicI64,
+    /// `None`: always current (the in-memory store has no other writers).
+    max_staleness_ms: Option<u64>,
+    started: Instant,
+    /// When the last successful refresh began, in milliseconds since `started`.
+    synced_at_ms: AtomicU64,
+}
+
+impl Cache {
+    /// An empty cache; lookups fail when it was not refreshed within `max_staleness`.
+    pub(crate) fn new(max_staleness: Option<Duration>) -> Self {
+        Self {
+            users: RwLock::default(),
+            revision: AtomicI64::new(0),
+            max_staleness_ms: max_staleness.map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
+            started: Instant::now(),
+            synced_at_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The user with this exact username, if the cache is current enough to say.
+    pub(crate) fn get(&self, username: &str) -> Result<Option<Arc<UserInDb>>, Unavailable> {
+        if let Some(bound) = self.max_staleness_ms
+            && self.now().saturating_sub(self.synced_at_ms.load(Ordering::Acquire)) > bound
+        {
+            return Err(Unavailable);
+        }
+        Ok(self.read().get(username).cloned())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Every user, in username order.
+    pub(crate) fn list(&self) -> Vec<Arc<UserInDb>> {
+        let mut users: Vec<_> = self.read().values().cloned().collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+
+    /// The store revision the cache reflects.
+    pub(crate) fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Applies what changed; the cache then reflects `changes.revision`.
+    pub(crate) fn apply(&self, changes: Changes) {
+        let mut users = self.users.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for record in changes.users {
+            users.insert(record.user.username.clone(), Arc::new(UserInDb::from(record)));
+        }
+        for username in &changes.removed {
+            users.remove(username);
+        }
+        self.revision.store(changes.revision, Ordering::Release);
+    }
+
+    /// Milliseconds since the cache was made: the clock of `synced`.
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records that a refresh begun at `began` (from `now`) succeeded.
+    pub(crate) fn synced(&self, began: u64) {
+        self.synced_at_ms.fetch_max(began, Ordering::AcqRel);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<UserInDb>>> {
+        // A panic while holding the lock leaves whole entries only: the map is still usable.
+        self.users.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,400 @@
+//! The SQL backend: one implementation for SQLite and PostgreSQL. The SQL is portable (`$1`
+//! placeholders, `ON CONFLICT`, `RETURNING`), so each operation is written once and compiled
+//! for both pools by `with_pool!`. The schema comes from the migrations embedded in the
+//! binary, applied at start (PostgreSQL holds an advisory lock meanwhile, so instances starting
+//! together take turns).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::store::{Backend, Changes, StoreError, StoreOptions, Update, User, UserRecord};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// A `DATABASE_URL`: `sqlite://PATH` or `sqlite:PATH`, `postgres://...` or `postgresql://...`.
+/// It prints without its password.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    /// An SQLite file, created on first use.
+    Sqlite(SqliteConnectOptions),
+    /// A PostgreSQL database.
+    Postgres(PgConnectOptions),
+}
+
+impl DatabaseUrl {
+    /// True for PostgreSQL, the backend several instances can share.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+/// Why a `DATABASE_URL` was refused (never with the URL's password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadDatabaseUrl(String);
+
+impl fmt::Display for BadDatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sqlite://PATH, sqlite:PATH, postgres://USER:PASSWORD@HOST:PORT/DATABASE or postgresql://... ({})",
+            self.0
+        )
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = BadDatabaseUrl;
+
+    fn from_str(url: &str) -> Result<Self, BadDatabaseUrl> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| BadDatabaseUrl("not an SQLite URL".into()))?;
+            if options.get_filename().as_os_str().is_empty() || url.contains(":memory:") {
+                return Err(BadDatabaseUrl("an SQLite URL needs a file path".into()));
+            }
+            Ok(Self::Sqlite(options))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // sqlx's messages quote nothing of the URL; ours say only what is wrong.
+            PgConnectOptions::from_str(url)
+                .map(Self::Postgres)
+                .map_err(|_| BadDatabaseUrl("not a valid PostgreSQL URL".into()))
+        } else {
+            Err(BadDatabaseUrl("unknown scheme".into()))
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(options) => write!(f, "sqlite://{}", options.get_filename().display()),
+            Self::Postgres(options) => {
+                let database = options.get_database().unwrap_or(options.get_username());
+                match options.get_socket() {
+                    Some(socket) => {
+                        write!(f, "postgres://{}@{}/{database}", options.get_username(), socket.display())
+                    }
+                    None => write!(
+                        f,
+                        "postgres://{}@{}:{}/{database}",
+                        options.get_username(),
+                        options.get_host(),
+                        options.get_port()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the backend has: the same code,
+/// compiled once for each database.
+macro_rules! with_pool {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match &$backend.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A user row.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    username: String,
+    full_name: Option<String>,
+    email: Option<String>,
+    disabled: Option<bool>,
+    hashed_password: String,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        let user = User {
+            username: row.username,
+            email: row.email,
+            full_name: row.full_name,
+            disabled: row.disabled,
+        };
+        Self { user, hashed_password: row.hashed_password }
+    }
+}
+
+const USER_COLUMNS: &str = "username, full_name, email, disabled, hashed_password";
+const BUMP_REVISION: &str =
+    "UPDATE store_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision";
+
+/// Users in an SQLite file or a PostgreSQL database.
+pub struct SqlBackend {
+    pool: Pool,
+}
+
+impl SqlBackend {
+    /// Connects (within `options.timeout`) and applies the embedded migrations.
+    pub async fn connect(url: &DatabaseUrl, options: StoreOptions) -> Result<Self, StoreError> {
+        let unreachable =
+            |error: sqlx::Error| StoreError::Unavailable(format!("cannot connect to {url}: {error}"));
+        let pool = match url {
+            DatabaseUrl::Sqlite(connect) => {
+                let connect = connect
+                    .clone()
+                    .create_if_missing(true)
+                    // Readers never wait for the writer, and the CLI can write while the
+                    // server reads; a writer waits for another up to the timeout.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(options.timeout);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(unreachable)?;
+                Pool::Sqlite(pool)
+            }
+            DatabaseUrl::Postgres(connect) => {
+                let statement_timeout = format!("{}ms", options.timeout.as_millis());
+                let connect = connect
+                    .clone()
+                    .application_name("oauth2-jwt-server")
+                    .options([("statement_timeout", statement_timeout.as_str())]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(unreachable)?;
+                Pool::Postgres(pool)
+            }
+        };
+        let backend = Self { pool };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    /// Brings the schema up to date; refuses a database whose schema is newer than this binary.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => {
+                // SQLite has no migration lock: when two processes create a new file at once,
+                // the loser's migration fails (rolled back) and a second run finds it applied.
+                match SQLITE_MIGRATIONS.run(pool).await {
+                    Err(error) if !is_schema_mismatch(&error) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        SQLITE_MIGRATIONS.run(pool).await
+                    }
+                    other => other,
+                }
+            }
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        let known = match &self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let latest = known.iter().map(|migration| migration.version).max().unwrap_or(0);
+        result.map_err(|error| match error {
+            MigrateError::VersionMissing(version) => StoreError::Schema(format!(
+                "the database schema is newer than this binary: it has migration {version}, this binary knows migrations up to {latest}; run a newer oauth2-jwt-server"
+            )),
+            MigrateError::VersionMismatch(version) => StoreError::Schema(format!(
+                "migration {version} in the database differs from this binary's; the schema was changed by something else"
+            )),
+            MigrateError::Dirty(version) => {
+                StoreError::Schema(format!("migration {version} was left half-applied; repair the database first"))
+            }
+            MigrateError::Execute(error) => StoreError::from(error),
+            other => StoreError::Failed(format!("cannot apply the schema migrations: {other}")),
+        })
+    }
+
+    fn snapshot_statement(&self) -> Option<&'static str> {
+        // An SQLite read transaction is already a snapshot; PostgreSQL's default is not.
+        match self.pool {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(_) => Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        }
+    }
+}
+
+fn is_schema_mismatch(error: &MigrateError) -> bool {
+    matches!(
+        error,
+        MigrateError::VersionMissing(_) | MigrateError::VersionMismatch(_) | MigrateError::Dirty(_)
+    )
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn revision(&self) -> Result<i64, StoreError> {
+        let query = "SELECT revision FROM store_revision WHERE id = 1";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(query).fetch_one(pool).await?))
+    }
+
+    async fn changes_since(&self, revision: i64) -> Result<Changes, StoreError> {
+        let users_sql = format!("SELECT {USER_COLUMNS} FROM users WHERE revision > $1");
+        let snapshot = self.snapshot_statement();
+        let (now, users, removed) = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(statement) = snapshot {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            let now: i64 = sqlx::query_scalar("SELECT revision FROM store_revision WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            let users: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(users_sql))
+                .bind(revision)
+                .fetch_all(&mut *tx)
+                .await?;
+            let removed: Vec<String> = sqlx::query_scalar("SELECT username FROM removed_users WHERE revision > $1")
+                .bind(revision)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (now, users, removed)
+        });
+        Ok(Changes { revision: now, users: users.into_iter().map(UserRecord::from).collect(), removed })
+    }
+
+    async fn add(&self, users: Vec<UserRecord>) -> Result<(), StoreError> {
+        let insert = format!(
+            "INSERT INTO users ({USER_COLUMNS}, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+        );
+        let now = unix_now();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
+            for record in &users {
+                let user = &record.user;
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+                    .bind(&user.username)
+                    .bind(&user.full_name)
+                    .bind(&user.email)
+                    .bind(user.disabled)
+                    .bind(&record.hashed_password)
+                    .bind(revision)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted {
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                        return Err(StoreError::Exists(user.username.clone()));
+                    }
+                    other => other?,
+                };
+                sqlx::query("DELETE FROM removed_users WHERE username = $1").bind(&user.username).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn update(&self, username: &str, update: Update) -> Result<(), StoreError> {
+        let now = unix_now();
+        let changed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
+            let statement = match &update {
+                Update::Password(hash) => sqlx::query("UPDATE users SET hashed_password = $1, revision = $2, updated_at = $3 WHERE username = $4").bind(hash.as_str()),
+                Update::Disabled(disabled) => sqlx::query("UPDATE users SET disabled = $1, revision = $2, updated_at = $3 WHERE username = $4").bind(*disabled),
+            };
+            let changed = statement.bind(revision).bind(now).bind(username).execute(&mut *tx).await?.rows_affected();
+            if changed == 1 {
+                tx.commit().await?;
+            }
+            changed
+        });
+        if changed == 1 { Ok(()) } else { Err(StoreError::NotFound(username.to_owned())) }
+    }
+
+    async fn remove(&self, username: &str) -> Result<(), StoreError> {
+        let removed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
+            let removed = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&mut *tx).await?.rows_affected();
+            if removed == 1 {
+                sqlx::query("INSERT INTO removed_users (username, revision) VALUES ($1, $2) ON CONFLICT (username) DO UPDATE SET revision = excluded.revision")
+                    .bind(username)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            removed
+        });
+        if removed == 1 { Ok(()) } else { Err(StoreError::NotFound(username.to_owned())) }
+    }
+
+    async fn replace_hash(&self, username: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+        let now = unix_now();
+        let replaced = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
+            let replaced = sqlx::query("UPDATE users SET hashed_password = $1, revision = $2, updated_at = $3 WHERE username = $4 AND hashed_password = $5")
+                .bind(new)
+                .bind(revision)
+                .bind(now)
+                .bind(username)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if replaced == 1 {
+                tx.commit().await?;
+            }
+            replaced
+        });
+        Ok(replaced == 1)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        let unavailable = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => {
+                let code = error.code().unwrap_or_default();
+                // PostgreSQL: connection exceptions (08...), shutting down or starting up
+                // (57P01-57P03), too many connections (53300), statement timeout (57014).
+                // SQLite: busy or locked (5, 6).
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "57014"
+                    || code == "5"
+                    || code == "6"
+            }
+            _ => false,
+        };
+        if unavailable { Self::Unavailable(error.to_string()) } else { Self::Failed(error.to_string()) }
+    }
+}
