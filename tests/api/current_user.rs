@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::backends::on_every_backend;
 use crate::helpers::{Answer, PYJWT_JOHNDOE_TOKEN, TUTORIAL_KEY, TestApp, forge, now, token_with_claims};
 
 const ME: &str =
@@ -13,50 +14,9 @@ const ITEMS: &str = r#"[{"item_id":"Foo","owner":"johndoe"}]"#;
 const NOT_AUTHENTICATED: &str = "Not authenticated";
 const INVALID: &str = "Could not validate credentials";
 
-#[tokio::test]
-async fn a_logged_in_user_reads_themself_and_their_items() {
-    let app = TestApp::spawn().await;
-    let token = app.token_for("johndoe", "secret").await;
 
-    let me = Answer::of(app.get_with_token("/users/me/", &token).await).await;
-    let items = Answer::of(app.get_with_token("/users/me/items/", &token).await).await;
 
-    me.assert_json(200, ME);
-    assert_eq!(me.header("cache-control"), Some("no-store"));
-    assert!(!me.body.contains("hashed_password") && !me.body.contains("argon2"));
-    items.assert_json(200, ITEMS);
-    assert_eq!(items.header("cache-control"), Some("no-store"));
-}
 
-#[tokio::test]
-async fn the_slashless_paths_answer_directly() {
-    let app = TestApp::spawn().await;
-    let token = app.token_for("johndoe", "secret").await;
-
-    Answer::of(app.get_with_token("/users/me", &token).await).await.assert_json(200, ME);
-    Answer::of(app.get_with_token("/users/me/items", &token).await).await.assert_json(200, ITEMS);
-}
-
-#[tokio::test]
-async fn a_token_minted_by_the_reference_app_is_accepted() {
-    let app = TestApp::spawn().await;
-
-    let me = Answer::of(app.get_with_token("/users/me/", PYJWT_JOHNDOE_TOKEN).await).await;
-
-    me.assert_json(200, ME);
-}
-
-#[tokio::test]
-async fn a_disabled_user_gets_400_inactive_user() {
-    let app = TestApp::spawn().await;
-    let token = app.token_for("alice", "secretalice").await;
-
-    for path in ["/users/me/", "/users/me/items/"] {
-        let answer = Answer::of(app.get_with_token(path, &token).await).await;
-        answer.assert_json(400, r#"{"detail":"Inactive user"}"#);
-        assert_eq!(answer.header("www-authenticate"), None);
-    }
-}
 
 #[tokio::test]
 async fn without_a_bearer_header_the_answer_is_not_authenticated() {
@@ -212,10 +172,52 @@ async fn critical_headers_and_key_hints_are_never_obeyed() {
     Answer::of(app.get_with_token("/users/me/", &theirs).await).await.assert_401(INVALID);
 }
 
-#[tokio::test]
-async fn a_token_for_a_user_no_longer_in_the_table_is_refused() {
-    let app = TestApp::spawn().await;
-    let token = token_with_claims(&json!({"sub": "JohnDoe", "exp": now() + 600}));
+on_every_backend! {
+    async fn a_logged_in_user_reads_themself_and_their_items(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+        let token = app.token_for("johndoe", "secret").await;
 
-    Answer::of(app.get_with_token("/users/me/items/", &token).await).await.assert_401(INVALID);
+        let me = Answer::of(app.get_with_token("/users/me/", &token).await).await;
+        let items = Answer::of(app.get_with_token("/users/me/items/", &token).await).await;
+
+        me.assert_json(200, ME);
+        assert_eq!(me.header("cache-control"), Some("no-store"));
+        assert!(!me.body.contains("hashed_password") && !me.body.contains("argon2"));
+        items.assert_json(200, ITEMS);
+        assert_eq!(items.header("cache-control"), Some("no-store"));
+    }
+
+    async fn the_slashless_paths_answer_directly(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+        let token = app.token_for("johndoe", "secret").await;
+
+        Answer::of(app.get_with_token("/users/me", &token).await).await.assert_json(200, ME);
+        Answer::of(app.get_with_token("/users/me/items", &token).await).await.assert_json(200, ITEMS);
+    }
+
+    async fn a_token_minted_by_the_reference_app_is_accepted(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+
+        let me = Answer::of(app.get_with_token("/users/me/", PYJWT_JOHNDOE_TOKEN).await).await;
+
+        me.assert_json(200, ME);
+    }
+
+    async fn a_disabled_user_gets_400_inactive_user(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+        let token = app.token_for("alice", "secretalice").await;
+
+        for path in ["/users/me/", "/users/me/items/"] {
+            let answer = Answer::of(app.get_with_token(path, &token).await).await;
+            answer.assert_json(400, r#"{"detail":"Inactive user"}"#);
+            assert_eq!(answer.header("www-authenticate"), None);
+        }
+    }
+
+    async fn a_token_for_a_user_no_longer_in_the_table_is_refused(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+        let token = token_with_claims(&json!({"sub": "JohnDoe", "exp": now() + 600}));
+
+        Answer::of(app.get_with_token("/users/me/items/", &token).await).await.assert_401(INVALID);
+    }
 }

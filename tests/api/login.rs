@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
+use crate::backends::on_every_backend;
 use crate::helpers::{Answer, BOTH_MISSING, TestApp, now};
 
 const INCORRECT: &str = "Incorrect username or password";
@@ -19,39 +20,7 @@ fn pattern_mismatch(input: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_right_password_returns_a_bearer_token_for_the_user() {
-    let app = TestApp::spawn().await;
 
-    let answer = Answer::of(app.login("johndoe", "secret").await).await;
-
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(answer.header("cache-control"), Some("no-store"));
-    assert_eq!(answer.header("pragma"), Some("no-cache"));
-    let body: Value = serde_json::from_str(&answer.body).unwrap();
-    let token = body["access_token"].as_str().unwrap();
-    assert_eq!(answer.body, format!(r#"{{"access_token":"{token}","token_type":"bearer"}}"#));
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts[0], "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "PyJWT's header bytes");
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    assert_eq!(claims["sub"], "johndoe");
-    let exp = claims["exp"].as_u64().unwrap();
-    assert!(exp.abs_diff(now() + 30 * 60) <= 5, "exp is now + 30 minutes, got {exp}");
-    assert_eq!(claims.as_object().unwrap().len(), 2, "only sub and exp");
-}
-
-#[tokio::test]
-async fn a_multipart_form_logs_in_too() {
-    let app = TestApp::spawn().await;
-    let form = reqwest::multipart::Form::new().text("username", "johndoe").text("password", "secret");
-
-    let response = app.client.post(format!("{}/token", app.address)).multipart(form).send().await.unwrap();
-
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["token_type"], "bearer");
-}
 
 #[tokio::test]
 async fn the_optional_oauth2_fields_are_accepted_and_unknown_fields_ignored() {
@@ -76,31 +45,7 @@ async fn the_optional_oauth2_fields_are_accepted_and_unknown_fields_ignored() {
     assert_eq!(empty_grant.status(), 200);
 }
 
-#[tokio::test]
-async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
-    let app = TestApp::spawn().await;
 
-    for (username, password) in [
-        ("johndoe", "wrong"),
-        ("nobody", "secret"),
-        ("JohnDoe", "secret"),
-        ("johndoe ", "secret"),
-        (" ", "secret"),
-        ("johndoe", "secret "),
-    ] {
-        let answer = Answer::of(app.login(username, password).await).await;
-        answer.assert_401(INCORRECT);
-    }
-}
-
-#[tokio::test]
-async fn the_disabled_user_can_still_log_in() {
-    let app = TestApp::spawn().await;
-
-    let response = app.login("alice", "secretalice").await;
-
-    assert_eq!(response.status(), 200);
-}
 
 #[tokio::test]
 async fn missing_or_empty_credentials_get_one_missing_entry_per_field() {
@@ -287,4 +232,62 @@ async fn multipart_values_are_decoded_as_starlette_decodes_them() {
     assert!(text.contains(r#""input":"\u00c3\u00a9""#) || text.contains(r#""input":"Ã©""#), "{text}");
     let invalid = Answer::of(post(multipart, grant(b"\xff\xfe")).await).await;
     assert!(invalid.body.contains(r#""input":"ÿþ""#), "{}", invalid.body);
+}
+
+on_every_backend! {
+    async fn the_right_password_returns_a_bearer_token_for_the_user(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+
+        let answer = Answer::of(app.login("johndoe", "secret").await).await;
+
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        assert_eq!(answer.header("pragma"), Some("no-cache"));
+        let body: Value = serde_json::from_str(&answer.body).unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        assert_eq!(answer.body, format!(r#"{{"access_token":"{token}","token_type":"bearer"}}"#));
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts[0], "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "PyJWT's header bytes");
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["sub"], "johndoe");
+        let exp = claims["exp"].as_u64().unwrap();
+        assert!(exp.abs_diff(now() + 30 * 60) <= 5, "exp is now + 30 minutes, got {exp}");
+        assert_eq!(claims.as_object().unwrap().len(), 2, "only sub and exp");
+    }
+
+    async fn a_multipart_form_logs_in_too(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+        let form = reqwest::multipart::Form::new().text("username", "johndoe").text("password", "secret");
+
+        let response = app.client.post(format!("{}/token", app.address)).multipart(form).send().await.unwrap();
+
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token_type"], "bearer");
+    }
+
+    async fn a_wrong_password_and_an_unknown_user_get_the_same_401(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+
+        for (username, password) in [
+            ("johndoe", "wrong"),
+            ("nobody", "secret"),
+            ("JohnDoe", "secret"),
+            ("johndoe ", "secret"),
+            (" ", "secret"),
+            ("johndoe", "secret "),
+        ] {
+            let answer = Answer::of(app.login(username, password).await).await;
+            answer.assert_401(INCORRECT);
+        }
+    }
+
+    async fn the_disabled_user_can_still_log_in(backend) {
+        let Some((app, _store)) = TestApp::on(backend).await else { return };
+
+        let response = app.login("alice", "secretalice").await;
+
+        assert_eq!(response.status(), 200);
+    }
 }
