@@ -1,4 +1,5 @@
-//! Argon2 only: parsing stored PHC strings, hashing new passwords, verifying against a hash.
+//! Argon2 (argon2id, argon2i, argon2d): parsing stored PHC strings, hashing new passwords,
+//! verifying against a hash.
 //!
 //! Verification reuses a caller-owned memory buffer (`Memory`) instead of allocating the
 //! 64 MiB working area on every call; `hash_pool` gives each worker thread one.
