@@ -1,4 +1,5 @@
-//! The bounded pool that runs argon2 off the async runtime.
+//! The bounded pool that runs password hashing (argon2, and the legacy schemes of migrated users)
+//! off the async runtime.
 //!
 //! Dedicated threads (one by default) each own a reusable argon2 working buffer and take jobs
 //! from a bounded queue; each hash fills its four lanes in parallel on a small rayon pool (one
@@ -14,7 +15,7 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::auth::password::{Memory, PasswordHash};
+use crate::auth::password::{Memory, StoredHash};
 
 /// How much hashing may happen at once, and how much may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,7 @@ pub struct Busy;
 
 struct Job {
     password: String,
-    hash: PasswordHash,
+    hash: StoredHash,
     reply: oneshot::Sender<bool>,
 }
 
@@ -80,7 +81,7 @@ impl HashPool {
     }
 
     /// Checks `password` against `hash` on a worker thread; `Err(Busy)` when the queue is full.
-    pub async fn verify(&self, password: String, hash: PasswordHash) -> Result<bool, Busy> {
+    pub async fn verify(&self, password: String, hash: StoredHash) -> Result<bool, Busy> {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send(Job { password, hash, reply }) {
             Ok(()) => answer.await.map_err(|_| Busy),
@@ -124,7 +125,7 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::password::default_params;
+    use crate::auth::password::{PasswordHash, default_params};
 
     const JOHNDOE: &str =
         "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
@@ -132,15 +133,19 @@ mod tests {
     #[tokio::test]
     async fn verifies_on_a_worker_thread() {
         let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
-        let hash = PasswordHash::parse(JOHNDOE).unwrap();
+        let hash = StoredHash::parse(JOHNDOE).unwrap();
         assert_eq!(pool.verify("secret".into(), hash.clone()).await, Ok(true));
         assert_eq!(pool.verify("nope".into(), hash).await, Ok(false));
+        let bcrypt =
+            StoredHash::parse("$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie").unwrap();
+        assert_eq!(pool.verify("correctbatteryhorsestapler".into(), bcrypt).await, Ok(true));
+        assert_eq!(pool.checks_done(), 3);
     }
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
         let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 1 });
-        let hash = PasswordHash::dummy(default_params());
+        let hash = StoredHash::from(PasswordHash::dummy(default_params()));
         // One job running, one waiting: the third finds the queue full.
         let (a, b, c, d) = tokio::join!(
             pool.verify("a".into(), hash.clone()),

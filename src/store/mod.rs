@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::password::{HashFormatError, PasswordHash, default_params};
+use crate::auth::password::{HashFormatError, PasswordHash, StoredHash, default_params};
 
 /// The embedded user table: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
 pub const SEED_USERS: &str = include_str!("seed_users.json");
@@ -49,8 +49,8 @@ pub struct UserInDb {
     pub user: User,
     /// `user` as compact JSON, rendered once when the table is loaded.
     pub json: Bytes,
-    /// The parsed argon2 hash.
-    pub hashed_password: PasswordHash,
+    /// The parsed hash: argon2, or a legacy format to upgrade at the next login.
+    pub hashed_password: StoredHash,
 }
 
 impl Deref for UserInDb {
@@ -71,7 +71,7 @@ impl fmt::Debug for UserInDb {
 #[derive(Debug)]
 pub struct UserStore {
     users: HashMap<String, Arc<UserInDb>>,
-    dummy: PasswordHash,
+    dummy: StoredHash,
 }
 
 /// One entry of a users file, in the tutorial's `fake_users_db` shape.
@@ -150,7 +150,7 @@ impl UserStore {
             if key != record.username {
                 return Err(UsersFileError::KeyMismatch { key, username: record.username });
             }
-            let hashed_password = PasswordHash::parse(&record.hashed_password)
+            let hashed_password = StoredHash::parse(&record.hashed_password)
                 .map_err(|source| UsersFileError::Hash { key: key.clone(), source })?;
             let user = User {
                 username: record.username,
@@ -161,7 +161,7 @@ impl UserStore {
             let json = Bytes::from(serde_json::to_vec(&user).map_err(UsersFileError::Json)?);
             users.insert(key, Arc::new(UserInDb { user, json, hashed_password }));
         }
-        let dummy = PasswordHash::dummy(dummy_params(&users));
+        let dummy = StoredHash::from(PasswordHash::dummy(dummy_params(&users)));
         Ok(Self { users, dummy })
     }
 
@@ -171,7 +171,7 @@ impl UserStore {
     }
 
     /// The hash a login for `username` is checked against: the user's own, or the dummy.
-    pub fn hash_to_check(&self, username: &str) -> (Option<Arc<UserInDb>>, PasswordHash) {
+    pub fn hash_to_check(&self, username: &str) -> (Option<Arc<UserInDb>>, StoredHash) {
         match self.users.get(username) {
             Some(stored) => (Some(Arc::clone(stored)), stored.hashed_password.clone()),
             None => (None, self.dummy.clone()),
@@ -189,12 +189,17 @@ impl UserStore {
     }
 }
 
-/// The dummy hash costs what the users' hashes cost: their parameters when they all agree,
-/// otherwise the default ones.
+/// The dummy hash costs what the users' hashes cost: their parameters when they are all argon2
+/// and agree, otherwise the default ones (legacy hashes are upgraded to those at login).
 fn dummy_params(users: &HashMap<String, Arc<UserInDb>>) -> argon2::Params {
-    let mut params = users.values().map(|stored| stored.hashed_password.params());
+    let mut params = users.values().map(|stored| match &stored.hashed_password {
+        StoredHash::Argon2(hash) => Some(hash.params()),
+        _ => None,
+    });
     match params.next() {
-        Some(first) if params.all(|other| same_cost(first, other)) => first.clone(),
+        Some(Some(first)) if params.all(|other| other.is_some_and(|other| same_cost(first, other))) => {
+            first.clone()
+        }
         _ => default_params(),
     }
 }
@@ -223,13 +228,32 @@ mod tests {
         assert!(store.get("JohnDoe").is_none());
     }
 
+    fn argon2(hash: &StoredHash) -> &PasswordHash {
+        match hash {
+            StoredHash::Argon2(hash) => hash,
+            other => panic!("not argon2: {other:?}"),
+        }
+    }
+
     #[test]
     fn unknown_users_are_checked_against_a_dummy_with_the_same_cost() {
         let store = UserStore::seeded();
         let (user, dummy) = store.hash_to_check("nobody");
         assert!(user.is_none());
         let (_, real) = store.hash_to_check("johndoe");
-        assert!(same_cost(dummy.params(), real.params()));
+        assert!(same_cost(argon2(&dummy).params(), argon2(&real).params()));
+    }
+
+    #[test]
+    fn migrated_users_load_and_unknown_users_still_cost_our_own_argon2id() {
+        let store = UserStore::from_json(
+            r#"{"bob": {"username": "bob", "hashed_password": "$2b$12$dCqMX2b8rxlq0FSLTMihDe2OgLFis29/adsTBHL2KlDvkqlpcF5uG"}}"#,
+        )
+        .unwrap();
+        let (_, bob) = store.hash_to_check("bob");
+        assert!(bob.needs_upgrade());
+        let (_, dummy) = store.hash_to_check("nobody");
+        assert!(same_cost(argon2(&dummy).params(), &default_params()));
     }
 
     #[test]
@@ -252,7 +276,7 @@ mod tests {
 
         let plain = r#"{"bob": {"username": "bob", "hashed_password": "secret"}}"#;
         let error = UserStore::from_json(plain).unwrap_err().to_string();
-        assert!(error.starts_with("entry \"bob\": hashed_password: not a PHC string"), "{error}");
+        assert!(error.starts_with("entry \"bob\": hashed_password: not a password hash we know"), "{error}");
 
         let typo =
             format!(r#"{{"bob": {{"username": "bob", "disable": true, "hashed_password": "{hash}"}}}}"#);
