@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the two costs behind every request: argon2 password verification
-//! (`POST /token`) and HS256 token minting/validation (`POST /token`, `GET /users/me/`).
+//! (`POST /token`) and HS256 token minting/validation (`POST /token`, `GET /users/me/`), and
+//! what a migrated user's legacy hash costs to check once before it is upgraded.
 //!
 //! Run with `cargo bench` (about 1-2 minutes on 2 cores, most of it compiling), or one group
 //! with `cargo bench --bench auth -- password`. Only the library's public API is used.
@@ -10,7 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use oauth2_jwt_server::auth::jwt::TokenKeys;
 use oauth2_jwt_server::auth::keys::SecretKey;
-use oauth2_jwt_server::auth::password::{Memory, PasswordHash};
+use oauth2_jwt_server::auth::password::{Memory, PasswordHash, StoredHash};
 
 /// The tutorial's stored hash for johndoe (pwdlib's argon2id defaults: 64 MiB, t=3, p=4).
 const JOHNDOE_HASH: &str =
@@ -39,6 +40,38 @@ fn password(c: &mut Criterion) {
     group.finish();
 }
 
+/// Legacy hashes as the other apps' defaults write them (see src/auth/password/ for the vectors).
+const LEGACY: &[(&str, &str, &str)] = &[
+    (
+        "bcrypt_cost12",
+        "$2b$12$dCqMX2b8rxlq0FSLTMihDe2OgLFis29/adsTBHL2KlDvkqlpcF5uG",
+        "correct horse battery staple",
+    ),
+    (
+        "django_pbkdf2_1M",
+        "pbkdf2_sha256$1000000$9NYaKCyvptjJug8IMYijRQ$YiBfaBPxK/cGIn4FfZbFmAEO9nmv50LrgmrrvWNT0cA=",
+        "pässwörd ✓ 🔑",
+    ),
+    (
+        "passlib_pbkdf2_29000",
+        "$pbkdf2-sha256$29000$Xcs5RyhFSKkVQihFKMWYcw$XtgIIslF8tlN7LKUeOrcIy2g.yfLrNGl4kM.U0xH6to",
+        "pässwörd ✓ 🔑",
+    ),
+];
+
+fn legacy(c: &mut Criterion) {
+    let mut memory = Memory::default();
+    let mut group = c.benchmark_group("legacy");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    for &(name, text, password) in LEGACY {
+        let hash = StoredHash::parse(text).expect("the vector parses");
+        assert!(hash.verify(password.as_bytes(), &mut memory), "{name} must verify");
+        group.bench_function(name, |b| b.iter(|| hash.verify(black_box(password.as_bytes()), &mut memory)));
+    }
+    group.finish();
+}
+
 fn jwt(c: &mut Criterion) {
     let keys = TokenKeys::new(&SecretKey::new(TUTORIAL_KEY), Duration::from_secs(30 * 60));
     let token = keys.create_access_token("johndoe").expect("a token can be minted");
@@ -55,5 +88,5 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, password, jwt);
+criterion_group!(benches, password, legacy, jwt);
 criterion_main!(benches);

@@ -1,4 +1,5 @@
-//! The bounded pool that runs argon2 off the async runtime.
+//! The bounded pool that runs password hashing (argon2, and the legacy schemes of migrated users)
+//! off the async runtime.
 //!
 //! Dedicated threads (one by default) each own a reusable argon2 working buffer and take jobs
 //! from a bounded queue; each hash fills its four lanes in parallel on a small rayon pool (one
@@ -14,7 +15,7 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::auth::password::{Memory, PasswordHash};
+use crate::auth::password::{Memory, StoredHash, hash_password};
 
 /// How much hashing may happen at once, and how much may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,16 +39,38 @@ impl Default for HashingConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-struct Job {
-    password: String,
-    hash: PasswordHash,
-    reply: oneshot::Sender<bool>,
+/// Work for a hashing thread; both kinds wait in the same queue.
+#[expect(clippy::large_enum_variant, reason = "most jobs are checks; at most `queue` of them wait")]
+enum Job {
+    /// Check a password against a stored hash.
+    Verify { password: String, hash: StoredHash, reply: oneshot::Sender<bool> },
+    /// Hash a password anew (argon2id, default parameters), to upgrade a legacy hash.
+    Hash { password: String, reply: oneshot::Sender<String> },
 }
 
-/// Handle to the worker threads. Dropping the last handle lets them finish and exit.
+impl Job {
+    /// True when whoever queued the job no longer waits for its answer.
+    fn abandoned(&self) -> bool {
+        match self {
+            Self::Verify { reply, .. } => reply.is_closed(),
+            Self::Hash { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
+/// How much the threads have done since start.
+#[derive(Default)]
+struct Counters {
+    checks: AtomicU64,
+    hashes: AtomicU64,
+}
+
+/// Handle to the worker threads (cheap to clone). Dropping the last handle lets them finish
+/// and exit.
+#[derive(Clone)]
 pub struct HashPool {
     queue: SyncSender<Job>,
-    checks: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl HashPool {
@@ -63,33 +86,48 @@ impl HashPool {
         let lanes = Arc::new(lanes);
         let (queue, jobs) = mpsc::sync_channel(config.queue);
         let jobs = Arc::new(Mutex::new(jobs));
-        let checks = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         for index in 0..config.workers {
-            let (jobs, lanes, counted) = (Arc::clone(&jobs), Arc::clone(&lanes), Arc::clone(&checks));
+            let (jobs, lanes, counted) = (Arc::clone(&jobs), Arc::clone(&lanes), Arc::clone(&counters));
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || work(&jobs, &lanes, &counted))
                 .expect("cannot start a password hashing thread");
         }
-        Self { queue, checks }
+        Self { queue, counters }
     }
 
     /// How many password checks the threads have computed since start.
     pub fn checks_done(&self) -> u64 {
-        self.checks.load(Ordering::Relaxed)
+        self.counters.checks.load(Ordering::Relaxed)
+    }
+
+    /// How many new hashes (`hash`) the threads have computed since start.
+    pub fn hashes_done(&self) -> u64 {
+        self.counters.hashes.load(Ordering::Relaxed)
     }
 
     /// Checks `password` against `hash` on a worker thread; `Err(Busy)` when the queue is full.
-    pub async fn verify(&self, password: String, hash: PasswordHash) -> Result<bool, Busy> {
+    pub async fn verify(&self, password: String, hash: StoredHash) -> Result<bool, Busy> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { password, hash, reply }) {
-            Ok(()) => answer.await.map_err(|_| Busy),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
-        }
+        self.submit(Job::Verify { password, hash, reply })?;
+        answer.await.map_err(|_| Busy)
+    }
+
+    /// Hashes `password` as argon2id with the default parameters on a worker thread and returns
+    /// the PHC string (to replace a hash that `needs_upgrade`); `Err(Busy)` when the queue is full.
+    pub async fn hash(&self, password: String) -> Result<String, Busy> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password, reply })?;
+        answer.await.map_err(|_| Busy)
+    }
+
+    fn submit(&self, job: Job) -> Result<(), Busy> {
+        self.queue.try_send(job).map_err(|(TrySendError::Full(_) | TrySendError::Disconnected(_))| Busy)
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool, checks: &AtomicU64) {
+fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool, counters: &Counters) {
     lower_priority();
     let mut memory = Memory::default();
     loop {
@@ -99,12 +137,21 @@ fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool, checks: &AtomicU
         };
         let Ok(job) = job else { return };
         // A client that went away no longer needs its answer: skip the work.
-        if job.reply.is_closed() {
+        if job.abandoned() {
             continue;
         }
-        let matches = lanes.install(|| job.hash.verify(job.password.as_bytes(), &mut memory));
-        checks.fetch_add(1, Ordering::Relaxed);
-        let _ = job.reply.send(matches);
+        match job {
+            Job::Verify { password, hash, reply } => {
+                let matches = lanes.install(|| hash.verify(password.as_bytes(), &mut memory));
+                counters.checks.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(matches);
+            }
+            Job::Hash { password, reply } => {
+                let phc = lanes.install(|| hash_password(password.as_bytes(), &mut memory));
+                counters.hashes.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(phc);
+            }
+        }
     }
 }
 
@@ -124,7 +171,8 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::password::default_params;
+    use crate::auth::password::{PasswordHash, default_params};
+    use argon2::Params;
 
     const JOHNDOE: &str =
         "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
@@ -132,15 +180,29 @@ mod tests {
     #[tokio::test]
     async fn verifies_on_a_worker_thread() {
         let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
-        let hash = PasswordHash::parse(JOHNDOE).unwrap();
+        let hash = StoredHash::parse(JOHNDOE).unwrap();
         assert_eq!(pool.verify("secret".into(), hash.clone()).await, Ok(true));
         assert_eq!(pool.verify("nope".into(), hash).await, Ok(false));
+        let bcrypt =
+            StoredHash::parse("$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie").unwrap();
+        assert_eq!(pool.verify("correctbatteryhorsestapler".into(), bcrypt).await, Ok(true));
+        assert_eq!((pool.checks_done(), pool.hashes_done()), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn hashes_anew_with_the_default_parameters_on_a_worker_thread() {
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
+        let phc = pool.hash("correct horse".into()).await.unwrap();
+        let hash = StoredHash::parse(&phc).unwrap();
+        assert!(!hash.needs_upgrade(), "{phc}");
+        assert_eq!(pool.verify("correct horse".into(), hash).await, Ok(true));
+        assert_eq!((pool.checks_done(), pool.hashes_done()), (1, 1));
     }
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
         let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 1 });
-        let hash = PasswordHash::dummy(default_params());
+        let hash = StoredHash::from(PasswordHash::dummy(default_params()));
         // One job running, one waiting: the third finds the queue full.
         let (a, b, c, d) = tokio::join!(
             pool.verify("a".into(), hash.clone()),
@@ -151,5 +213,35 @@ mod tests {
         let answers = [a, b, c, d];
         assert!(answers.contains(&Err(Busy)), "{answers:?}");
         assert!(answers.contains(&Ok(false)), "{answers:?}");
+    }
+
+    #[tokio::test]
+    async fn hashing_shares_the_queue_and_its_busy_answer() {
+        // No thread ever takes a job and no job may wait: every request is refused at once.
+        let pool = HashPool::new(HashingConfig { workers: 0, lane_threads: 1, queue: 0 });
+        assert_eq!(pool.hash("a".into()).await, Err(Busy));
+        let hash = StoredHash::from(PasswordHash::dummy(default_params()));
+        assert_eq!(pool.verify("a".into(), hash).await, Err(Busy));
+    }
+
+    #[tokio::test]
+    async fn a_hash_nobody_waits_for_any_more_is_skipped() {
+        // A million PBKDF2 iterations keep the only thread busy for a good while.
+        const DJANGO: &str =
+            "pbkdf2_sha256$1000000$9NYaKCyvptjJug8IMYijRQ$YiBfaBPxK/cGIn4FfZbFmAEO9nmv50LrgmrrvWNT0cA=";
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
+        let slow = pool.verify("x".into(), StoredHash::parse(DJANGO).unwrap());
+        let abandon = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let gave_up =
+                tokio::time::timeout(std::time::Duration::from_millis(1), pool.hash("y".into())).await;
+            assert!(gave_up.is_err(), "the hash cannot have run yet");
+        };
+        let (slow, ()) = tokio::join!(slow, abandon);
+        assert_eq!(slow, Ok(false));
+        // Jobs run in order: once this one is answered, the abandoned hash was dealt with.
+        let hash = StoredHash::from(PasswordHash::dummy(Params::new(64, 1, 1, Some(32)).unwrap()));
+        assert_eq!(pool.verify("z".into(), hash).await, Ok(false));
+        assert_eq!((pool.checks_done(), pool.hashes_done()), (2, 0));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::hash_pool::{Busy, HashPool, HashingConfig};
-use crate::auth::password::{PasswordHash, default_params};
+use crate::auth::password::{PasswordHash, StoredHash, default_params};
 use crate::auth::throttle::{LoginThrottle, ThrottleConfig};
 use crate::store::{UserInDb, UserStore};
 
@@ -47,7 +47,7 @@ pub struct Authenticator {
     /// Who may try how often.
     pub throttle: Arc<LoginThrottle>,
     /// One of our own argon2id hashes that no password matches.
-    dummy: PasswordHash,
+    dummy: StoredHash,
 }
 
 impl Authenticator {
@@ -56,7 +56,7 @@ impl Authenticator {
         Self {
             hasher: HashPool::new(hashing),
             throttle: Arc::new(LoginThrottle::new(throttle)),
-            dummy: PasswordHash::dummy(default_params()),
+            dummy: StoredHash::from(PasswordHash::dummy(default_params())),
         }
     }
 
@@ -82,6 +82,8 @@ impl Authenticator {
             Some(user) => self.stored_hash(user),
             None => self.dummy.clone(),
         };
+        // A legacy hash is replaced by one of ours once the password is known to be right.
+        let to_upgrade = hash.needs_upgrade().then(|| password.clone());
         // Shed (503) or abandoned, the attempt is dropped unsettled and counts as nothing.
         let matches = self
             .hasher
@@ -91,6 +93,9 @@ impl Authenticator {
         match user {
             Some(user) if matches => {
                 attempt.succeeded(Instant::now());
+                if let Some(password) = to_upgrade {
+                    self.upgrade_later(users, &user, password);
+                }
                 Ok(user)
             }
             _ => {
@@ -100,10 +105,28 @@ impl Authenticator {
         }
     }
 
+    /// Replaces `user`'s legacy hash with a new argon2id one computed from `password`, after
+    /// the login has been answered (pwdlib's `verify_and_update`). The store swaps the hash
+    /// only if it is still the one this login checked, so of several logins racing to
+    /// upgrade, one wins and the hash is always whole. A full hashing queue or an unreachable
+    /// store leaves the legacy hash for the next login to upgrade.
+    fn upgrade_later(&self, users: &UserStore, user: &UserInDb, password: String) {
+        let (users, hasher) = (users.clone(), self.hasher.clone());
+        let (username, old) = (user.username.clone(), user.hashed_password.clone());
+        tokio::spawn(async move {
+            let Ok(new) = hasher.hash(password).await else { return };
+            match users.replace_hash(&username, &old, &new).await {
+                Ok(true) => tracing::info!(%username, "upgraded a legacy password hash to argon2id"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%username, %error, "could not store an upgraded password hash"),
+            }
+        });
+    }
+
     /// The user's hash, or the dummy (which nothing matches) when the stored one cannot be
     /// read: such a user cannot log in, at the cost of any other login.
-    fn stored_hash(&self, user: &UserInDb) -> PasswordHash {
-        PasswordHash::parse(&user.hashed_password).unwrap_or_else(|error| {
+    fn stored_hash(&self, user: &UserInDb) -> StoredHash {
+        StoredHash::parse(&user.hashed_password).unwrap_or_else(|error| {
             tracing::warn!(username = %user.username, %error, "the stored password hash cannot be verified");
             self.dummy.clone()
         })

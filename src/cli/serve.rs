@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::auth::password::PasswordHash;
+use crate::auth::password::StoredHash;
 use crate::config::Config;
 use crate::http::server;
 use crate::store::{UserStore, users_file};
@@ -20,7 +20,7 @@ pub fn init_logging(default: &str) {
 
 /// Whether a stored hash can be verified, for users files and imports.
 pub fn check_hash(hash: &str) -> Result<(), String> {
-    PasswordHash::parse(hash).map(drop).map_err(|error| error.to_string())
+    StoredHash::parse(hash).map(drop).map_err(|error| error.to_string())
 }
 
 /// Reads the config from the environment, opens the users and serves.

@@ -89,7 +89,10 @@ fn bad_configuration_stops_the_server_with_a_clear_message() {
         (vec![("BIND_ADDR", "nowhere")], "invalid BIND_ADDR=\"nowhere\""),
         (vec![("LOGIN_THROTTLE", "sometimes")], "invalid LOGIN_THROTTLE=\"sometimes\""),
         (vec![("USERS_FILE", "/does/not/exist.json")], "cannot read /does/not/exist.json"),
-        (vec![("USERS_FILE", bad_file.as_str())], "entry \"bob\": hashed_password: not a PHC string"),
+        (
+            vec![("USERS_FILE", bad_file.as_str())],
+            "entry \"bob\": hashed_password: not a password hash we know",
+        ),
     ] {
         let output = start_binary(&vars).wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,4 +1,5 @@
-//! Argon2 only: parsing stored PHC strings, hashing new passwords, verifying against a hash.
+//! Argon2 (argon2id, argon2i, argon2d): parsing stored PHC strings, hashing new passwords,
+//! verifying against a hash.
 //!
 //! Verification reuses a caller-owned memory buffer (`Memory`) instead of allocating the
 //! 64 MiB working area on every call; `hash_pool` gives each worker thread one.
@@ -9,6 +10,11 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use getrandom::SysRng;
 use password_hash::phc::{Output, ParamsString, Salt};
 use rand_core::TryRng;
+
+use super::HashFormatError;
+
+/// The name errors use for this family.
+const SCHEME: &str = "argon2";
 
 /// The parameters of new hashes and of the dummy hash: pwdlib's `PasswordHash.recommended()`.
 pub const DEFAULT_PARAMS: (u32, u32, u32) = (65_536, 3, 4);
@@ -26,40 +32,29 @@ pub struct PasswordHash {
     hash: Output,
 }
 
-/// Why a PHC string cannot be used as a stored password hash.
-#[derive(Debug, thiserror::Error)]
-pub enum HashFormatError {
-    /// Not a PHC string at all.
-    #[error("not a PHC string ($argon2id$v=19$m=...,t=...,p=...$<salt>$<hash>)")]
-    Syntax,
-    /// A PHC string for a function other than argon2.
-    #[error("unsupported algorithm {0:?} (only argon2id, argon2i and argon2d)")]
-    Algorithm(String),
-    /// Missing or unusable parameters, salt or hash.
-    #[error("unusable argon2 parameters, salt or hash: {0}")]
-    Params(String),
-    /// A memory cost we refuse to spend on every login.
-    #[error("memory cost m={0} KiB is over the limit of {MAX_M_COST} KiB")]
-    TooExpensive(u32),
-}
-
 impl PasswordHash {
     /// Parses a PHC string such as pwdlib writes it.
     pub fn parse(phc: &str) -> Result<Self, HashFormatError> {
-        let parsed = argon2::PasswordHash::new(phc).map_err(|_| HashFormatError::Syntax)?;
+        let parsed = argon2::PasswordHash::new(phc)
+            .map_err(|_| malformed(&"not a PHC string ($argon2id$v=19$m=...,t=...,p=...$<salt>$<hash>)"))?;
         let algorithm = Algorithm::try_from(parsed.algorithm.as_str())
             .map_err(|_| HashFormatError::Algorithm(parsed.algorithm.as_str().to_owned()))?;
-        let bad = |what: &dyn fmt::Display| HashFormatError::Params(what.to_string());
         let version = match parsed.version {
-            Some(number) => Version::try_from(number).map_err(|e| bad(&e))?,
+            Some(number) => Version::try_from(number).map_err(|e| malformed(&e))?,
             None => Version::default(),
         };
-        let params = Params::try_from(&parsed).map_err(|e| bad(&e))?;
+        let params = Params::try_from(&parsed).map_err(|e| malformed(&e))?;
         if params.m_cost() > MAX_M_COST {
-            return Err(HashFormatError::TooExpensive(params.m_cost()));
+            return Err(HashFormatError::Cost {
+                scheme: SCHEME,
+                parameter: "memory cost m (KiB)",
+                value: params.m_cost().into(),
+                min: Params::MIN_M_COST.into(),
+                max: MAX_M_COST.into(),
+            });
         }
-        let salt = parsed.salt.ok_or_else(|| bad(&"no salt"))?;
-        let hash = parsed.hash.ok_or_else(|| bad(&"no hash"))?;
+        let salt = parsed.salt.ok_or_else(|| malformed(&"no salt"))?;
+        let hash = parsed.hash.ok_or_else(|| malformed(&"no hash"))?;
         Ok(Self { algorithm, version, params, salt, hash })
     }
 
@@ -83,6 +78,17 @@ impl PasswordHash {
     /// The argon2 cost parameters of this hash.
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// True for what `hash_password` writes today: argon2id, version 0x13, the default
+    /// parameters and a 32-byte output. Anything else should be rehashed after a good login.
+    pub fn is_current(&self) -> bool {
+        let default = default_params();
+        self.algorithm == Algorithm::Argon2id
+            && self.version == Version::V0x13
+            && (self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+                == (default.m_cost(), default.t_cost(), default.p_cost())
+            && self.hash.len() == 32
     }
 
     /// True when `password` hashes to this hash. `memory` is reused working space.
@@ -128,6 +134,10 @@ pub fn hash_password(password: &[u8], memory: &mut Memory) -> String {
         hash: Some(Output::new(&output).expect("32 bytes is a valid output")),
     };
     hash.to_string()
+}
+
+fn malformed(reason: &dyn fmt::Display) -> HashFormatError {
+    HashFormatError::Malformed { scheme: SCHEME, reason: reason.to_string() }
 }
 
 fn fill_random(buffer: &mut [u8]) {
@@ -275,13 +285,35 @@ mod tests {
 
     #[test]
     fn unusable_hashes_are_refused_with_a_reason() {
-        assert!(matches!(PasswordHash::parse("secret"), Err(HashFormatError::Syntax)));
-        let bcrypt_like = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
-        assert!(matches!(PasswordHash::parse(bcrypt_like), Err(HashFormatError::Algorithm(_))));
+        let message = |text: &str| PasswordHash::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            message("secret"),
+            "malformed argon2 hash: not a PHC string ($argon2id$v=19$m=...,t=...,p=...$<salt>$<hash>)"
+        );
+        let pbkdf2 = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(matches!(PasswordHash::parse(pbkdf2), Err(HashFormatError::Algorithm(_))));
         let huge = JOHNDOE.replace("m=65536", "m=4194304");
-        assert!(matches!(PasswordHash::parse(&huge), Err(HashFormatError::TooExpensive(4194304))));
+        assert!(matches!(PasswordHash::parse(&huge), Err(HashFormatError::Cost { value: 4194304, .. })));
+        assert_eq!(message(&huge), "argon2 memory cost m (KiB) 4194304 is outside the accepted 8..=262144");
         let no_hash = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w";
-        assert!(matches!(PasswordHash::parse(no_hash), Err(HashFormatError::Params(_))));
+        assert_eq!(message(no_hash), "malformed argon2 hash: no hash");
+    }
+
+    #[test]
+    fn only_argon2id_v19_with_the_default_parameters_and_32_bytes_is_current() {
+        let mut memory = Memory::default();
+        assert!(PasswordHash::parse(&hash_password(b"x", &mut memory)).unwrap().is_current());
+        assert!(PasswordHash::parse(JOHNDOE).unwrap().is_current());
+        for other in [
+            JOHNDOE.replace("argon2id", "argon2i"),
+            JOHNDOE.replace("v=19", "v=16"),
+            JOHNDOE.replace("m=65536", "m=65537"),
+            JOHNDOE.replace("t=3", "t=4"),
+            JOHNDOE.replace("p=4", "p=2"),
+            "$argon2id$v=19$m=65536,t=3,p=4$keXUdSdMbvh1F6khracPeA$mPy5po/Jox6qiIM/SdSefQ".to_owned(),
+        ] {
+            assert!(!PasswordHash::parse(&other).unwrap().is_current(), "{other}");
+        }
     }
 
     #[test]
