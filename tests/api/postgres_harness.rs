@@ -119,8 +119,11 @@ fn a_killed_test_process_leaves_no_server_behind() {
     if TestPostgres::shared().is_none() {
         return;
     }
+    // `postgres_harness::child_holds_servers_until_killed`, whatever this module is called.
+    let child_test =
+        format!("{}::child_holds_servers_until_killed", module_path!().split_once("::").unwrap().1);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "postgres_harness::child_holds_servers_until_killed", "--ignored", "--nocapture"])
+        .args(["--exact", &child_test, "--ignored", "--nocapture"])
         .env("PG_HARNESS_CHILD", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
