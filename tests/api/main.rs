@@ -1,4 +1,5 @@
 //! Integration tests: each starts the real server on 127.0.0.1:0 and speaks HTTP to it.
+//! `postgres` is the harness for a throwaway PostgreSQL server (`postgres_harness` tests it).
 
 mod backends;
 mod browser;
@@ -8,6 +9,8 @@ mod hardening;
 mod helpers;
 mod login;
 mod operations;
+mod postgres;
+mod postgres_harness;
 mod routing;
 mod throttle_burst;
 mod users_cli;
