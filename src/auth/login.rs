@@ -1,8 +1,9 @@
 //! The tutorial's `authenticate_user`, hardened: throttled first, hashed off the async runtime,
 //! and the same work whether or not the username exists.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::auth::hash_pool::{Busy, HashPool, HashingConfig};
@@ -48,6 +49,8 @@ pub struct Authenticator {
     pub throttle: Arc<LoginThrottle>,
     /// One of our own argon2id hashes that no password matches.
     dummy: StoredHash,
+    /// Usernames whose legacy hash this process is upgrading now: one upgrade at a time each.
+    upgrading: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Authenticator {
@@ -57,6 +60,7 @@ impl Authenticator {
             hasher: HashPool::new(hashing),
             throttle: Arc::new(LoginThrottle::new(throttle)),
             dummy: StoredHash::from(PasswordHash::dummy(default_params())),
+            upgrading: Arc::default(),
         }
     }
 
@@ -111,15 +115,23 @@ impl Authenticator {
     /// upgrade, one wins and the hash is always whole. A full hashing queue or an unreachable
     /// store leaves the legacy hash for the next login to upgrade.
     fn upgrade_later(&self, users: &UserStore, user: &UserInDb, password: String) {
-        let (users, hasher) = (users.clone(), self.hasher.clone());
-        let (username, old) = (user.username.clone(), user.hashed_password.clone());
+        let username = user.username.clone();
+        if !lock(&self.upgrading).insert(username.clone()) {
+            return;
+        }
+        let (users, hasher, upgrading) = (users.clone(), self.hasher.clone(), Arc::clone(&self.upgrading));
+        let old = user.hashed_password.clone();
         tokio::spawn(async move {
-            let Ok(new) = hasher.hash(password).await else { return };
-            match users.replace_hash(&username, &old, &new).await {
-                Ok(true) => tracing::info!(%username, "upgraded a legacy password hash to argon2id"),
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%username, %error, "could not store an upgraded password hash"),
+            if let Ok(new) = hasher.hash(password).await {
+                match users.replace_hash(&username, &old, &new).await {
+                    Ok(true) => tracing::info!(%username, "upgraded a legacy password hash to argon2id"),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%username, %error, "could not store an upgraded password hash")
+                    }
+                }
             }
+            lock(&upgrading).remove(&username);
         });
     }
 
@@ -131,4 +143,9 @@ impl Authenticator {
             self.dummy.clone()
         })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A set of names stays whole whatever panicked while holding it.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -199,6 +199,11 @@ impl UserStore {
         self.len() == 0
     }
 
+    /// The store revision this process has caught up with (every change bumps it).
+    pub fn revision(&self) -> i64 {
+        self.inner.cache.revision()
+    }
+
     /// Every user, in username order.
     pub fn list(&self) -> Vec<Arc<UserInDb>> {
         self.inner.cache.list()

@@ -14,10 +14,6 @@ const ITEMS: &str = r#"[{"item_id":"Foo","owner":"johndoe"}]"#;
 const NOT_AUTHENTICATED: &str = "Not authenticated";
 const INVALID: &str = "Could not validate credentials";
 
-
-
-
-
 #[tokio::test]
 async fn without_a_bearer_header_the_answer_is_not_authenticated() {
     let app = TestApp::spawn().await;

@@ -20,8 +20,6 @@ fn pattern_mismatch(input: &str) -> String {
     )
 }
 
-
-
 #[tokio::test]
 async fn the_optional_oauth2_fields_are_accepted_and_unknown_fields_ignored() {
     let app = TestApp::spawn().await;
@@ -44,8 +42,6 @@ async fn the_optional_oauth2_fields_are_accepted_and_unknown_fields_ignored() {
         app.post_form(&[("grant_type", ""), ("username", "johndoe"), ("password", "secret")]).await;
     assert_eq!(empty_grant.status(), 200);
 }
-
-
 
 #[tokio::test]
 async fn missing_or_empty_credentials_get_one_missing_entry_per_field() {

@@ -279,7 +279,7 @@ rm -rf "$dir""#;
         let listen = if self.tcp { "127.0.0.1" } else { "" };
         let settings = format!(
             "\n# TestPostgres\nlisten_addresses = '{listen}'\nport = {}\nunix_socket_directories = '{}'\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 400\n",
             self.port,
             self.dir.display()
         );

@@ -22,6 +22,13 @@ pub const DEFAULT_PARAMS: (u32, u32, u32) = (65_536, 3, 4);
 /// The largest memory cost (KiB) we accept in a stored hash: 256 MiB per concurrent check.
 pub const MAX_M_COST: u32 = 262_144;
 
+/// The most work (memory cost in KiB times passes) we accept in a stored hash: about five
+/// times ours (65536 x 3), a third of a second here, so a stored hash cannot stall logins.
+pub const MAX_WORK: u64 = 1_048_576;
+
+/// The most lanes we accept (RFC 9106 recommends 4; more only adds threads' worth of work).
+pub const MAX_P_COST: u32 = 16;
+
 /// A stored password hash, parsed once when the user table is loaded. Never printed.
 #[derive(Clone)]
 pub struct PasswordHash {
@@ -51,6 +58,25 @@ impl PasswordHash {
                 value: params.m_cost().into(),
                 min: Params::MIN_M_COST.into(),
                 max: MAX_M_COST.into(),
+            });
+        }
+        let work = u64::from(params.m_cost()) * u64::from(params.t_cost());
+        if work > MAX_WORK {
+            return Err(HashFormatError::Cost {
+                scheme: SCHEME,
+                parameter: "work m x t (KiB x passes)",
+                value: work,
+                min: 1,
+                max: MAX_WORK,
+            });
+        }
+        if params.p_cost() > MAX_P_COST {
+            return Err(HashFormatError::Cost {
+                scheme: SCHEME,
+                parameter: "parallelism p",
+                value: params.p_cost().into(),
+                min: 1,
+                max: MAX_P_COST.into(),
             });
         }
         let salt = parsed.salt.ok_or_else(|| malformed(&"no salt"))?;
@@ -294,6 +320,11 @@ mod tests {
         assert!(matches!(PasswordHash::parse(pbkdf2), Err(HashFormatError::Algorithm(_))));
         let huge = JOHNDOE.replace("m=65536", "m=4194304");
         assert!(matches!(PasswordHash::parse(&huge), Err(HashFormatError::Cost { value: 4194304, .. })));
+        let endless = JOHNDOE.replace("t=3", "t=1000000");
+        let error = PasswordHash::parse(&endless).unwrap_err().to_string();
+        assert!(error.contains("work m x t"), "{error}");
+        let wide = JOHNDOE.replace("p=4", "p=255");
+        assert!(PasswordHash::parse(&wide).unwrap_err().to_string().contains("parallelism p"));
         assert_eq!(message(&huge), "argon2 memory cost m (KiB) 4194304 is outside the accepted 8..=262144");
         let no_hash = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w";
         assert_eq!(message(no_hash), "malformed argon2 hash: no hash");
