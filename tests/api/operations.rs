@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use oauth2_jwt_server::cli::serve::check_hash;
 use oauth2_jwt_server::store::{UserStore, users_file};
 
+use crate::backends::on_every_database;
 use crate::helpers::{TestApp, test_config};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_oauth2-jwt-server");
@@ -182,4 +183,34 @@ fn without_a_secret_key_the_server_starts_warns_and_stops_on_sigterm() {
     let response = std::net::TcpStream::connect(&address).map(|_| ());
     assert!(response.is_ok(), "the server accepts connections at {address}");
     stop(child);
+}
+
+on_every_database! {
+    async fn with_a_database_the_logs_hold_no_password_hash_or_token_even_at_trace(backend) {
+        let Some(test_store) = backend.seeded().await else { return };
+        // The throwaway PostgreSQL trusts its socket, so any password in the URL is accepted:
+        // enough to check that it is never printed.
+        let url = test_store.url.clone().unwrap().replacen("postgres://postgres@", "postgres://postgres:hunter2-db-secret@", 1);
+        let added = crate::users_cli::cli(Some(&url), &["users", "add", "carol"], "carols-password\n");
+        assert!(added.status.success());
+        let mut child = start_binary(&[("BIND_ADDR", "127.0.0.1:0"), ("RUST_LOG", "trace"), ("DATABASE_URL", &url)]);
+        let (mut stdout, mut log, address) = wait_until_listening(&mut child);
+        let client = reqwest::Client::new();
+        let base = format!("http://{address}");
+        let login = |username: &'static str, password: &'static str| {
+            client.post(format!("{base}/token")).form(&[("username", username), ("password", password)]).send()
+        };
+        let body: serde_json::Value = login("carol", "carols-password").await.unwrap().json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(client.get(format!("{base}/users/me/")).bearer_auth(&token).send().await.unwrap().status(), 200);
+        assert_eq!(login("johndoe", "hunter2-wrong").await.unwrap().status(), 401);
+
+        stop(child);
+        std::io::Read::read_to_string(&mut stdout, &mut log).unwrap();
+        assert!(log.contains("sqlx"), "trace shows the database work: {log}");
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        for secret in ["hunter2", "carols-password", "$argon2", signature, "Bearer"] {
+            assert!(!log.contains(secret), "the log contains {secret:?}");
+        }
+    }
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The three user stores side by side, in one run: the server in memory (the default), on an
+# SQLite file and on a throwaway PostgreSQL, all three started at once with the tutorial's
+# users, then each scenario run against each in turn (the order rotating every round), with
+# bench/load.sh. Prints medians over the rounds and each store's ratio to the in-memory one.
+#
+#   bench/backends.sh                                  # me_c64 and login_c4, 3 rounds (about 2 min)
+#   ROUNDS=5 SCENARIOS="me_c64 items_c64 login_c4" bench/backends.sh
+#
+# Writes target/bench/backends.json. Needs wrk (installed by load.sh when root) and Debian's
+# postgresql (installed here when root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+: "${ROUNDS:=3}" "${SCENARIOS:=me_c64 login_c4}" "${DUR:=5}" "${LDUR:=6}" "${BACKENDS:=memory sqlite postgres}"
+: "${OUT:=target/bench/backends.json}"
+export DUR LDUR
+# shellcheck source=bench/postgres.sh
+. bench/postgres.sh
+
+WORK=$(mktemp -d)
+WRAPPERS=()
+say() { echo "bench: $*" >&2; }
+cleanup() {
+  local pid
+  for pid in "${WRAPPERS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pg_down
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "building the release binary"
+cargo build --release --locked
+BIN=$ROOT/target/release/oauth2-jwt-server
+cp src/store/seed_users.json "$WORK/seed.json"
+
+declare -A URL PID
+# start NAME [DATABASE_URL]: the server on a free port, from an empty directory (no .env).
+start() {
+  local name=$1 database=${2:-} line=""
+  if [ -n "$database" ]; then
+    (cd "$WORK" && DATABASE_URL=$database "$BIN" users import seed.json >/dev/null)
+  fi
+  (cd "$WORK" && env BIND_ADDR=127.0.0.1:0 SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off \
+    RUST_LOG=warn,oauth2_jwt_server=info ${database:+DATABASE_URL=$database} \
+    timeout -k 5 3600 "$BIN") >"$WORK/$name.log" 2>&1 &
+  WRAPPERS+=("$!")
+  for _ in $(seq 100); do
+    line=$(sed -n 's#.*listening on \(http://[0-9.:]*\).*#\1#p' "$WORK/$name.log" | head -n1)
+    [ -n "$line" ] && break
+    sleep 0.1
+  done
+  [ -n "$line" ] || { say "$name did not start:"; cat "$WORK/$name.log" >&2; exit 1; }
+  URL[$name]=$line
+  PID[$name]=$(ps -o pid= --ppid "${WRAPPERS[-1]}" | tr -d ' ')
+  say "$name: pid ${PID[$name]} on $line"
+}
+
+for backend in $BACKENDS; do
+  case $backend in
+    memory) start memory ;;
+    sqlite) start sqlite "sqlite://$WORK/users.db" ;;
+    postgres) pg_up; start postgres "$(pg_url bench)" ;;
+    *) say "unknown backend $backend"; exit 2 ;;
+  esac
+done
+
+read -ra order <<<"$BACKENDS"
+for round in $(seq "$ROUNDS"); do
+  for scenario in $SCENARIOS; do
+    for i in "${!order[@]}"; do
+      backend=${order[$(((i + round - 1) % ${#order[@]}))]}
+      say "round $round/$ROUNDS: $scenario on $backend"
+      BASE_URL=${URL[$backend]} SERVER_PID=${PID[$backend]} LABEL=$backend SCENARIOS=$scenario \
+        OUT=$WORK/results/$round-$scenario-$backend.json bench/load.sh >/dev/null
+    done
+  done
+done
+
+mkdir -p "$(dirname "$OUT")"
+python3 - "$WORK" "$OUT" "$BACKENDS" "$SCENARIOS" <<'PY'
+import glob, json, os, statistics, sys
+work, out, backends, scenarios = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+runs = {}
+for path in glob.glob(os.path.join(work, "results", "*.json")):
+    data = json.load(open(path))
+    for name, figures in data["scenarios"].items():
+        runs.setdefault((data["meta"]["label"], name), []).append(figures)
+summary = {}
+for (backend, scenario), rows in runs.items():
+    summary.setdefault(scenario, {})[backend] = {
+        key: statistics.median(row[key] for row in rows) for key in ("rps", "p50_ms", "p99_ms")
+    } | {"rounds": len(rows), "non2xx": sum(row["non2xx"] for row in rows),
+         "errors": sum(row["socket_errors"] + row["timeouts"] for row in rows)}
+with open(out, "w") as f:
+    json.dump({"nproc": os.cpu_count(), "scenarios": summary}, f, indent=1)
+print(f"\nmedians of {len(next(iter(runs.values())))} rounds, {os.cpu_count()} cores; ratio = req/s / in-memory req/s")
+print("{:<12}{:<10}{:>10}{:>9}{:>9}{:>8}{:>8}".format("scenario", "store", "req/s", "p50 ms", "p99 ms", "ratio", "errors"))
+for scenario in scenarios:
+    base = summary[scenario].get("memory", {}).get("rps")
+    for backend in backends:
+        r = summary[scenario][backend]
+        ratio = f"{r['rps'] / base:.3f}" if base else "-"
+        print(f"{scenario:<12}{backend:<10}{r['rps']:>10.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{ratio:>8}{r['non2xx'] + r['errors']:>8}")
+print(f"results: {out}")
+PY
