@@ -398,3 +398,36 @@ impl From<sqlx::Error> for StoreError {
         if unavailable { Self::Unavailable(error.to_string()) } else { Self::Failed(error.to_string()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_of_both_kinds_parse_and_print_without_a_password() {
+        for (url, shown) in [
+            ("sqlite://users.db", "sqlite://users.db"),
+            ("sqlite:users.db", "sqlite://users.db"),
+            ("sqlite:///var/lib/auth/users.db", "sqlite:///var/lib/auth/users.db"),
+            ("postgres://auth:s3cret@db.internal:5433/users", "postgres://auth@db.internal:5433/users"),
+            ("postgresql://auth:s3cret@db.internal/users", "postgres://auth@db.internal:5432/users"),
+        ] {
+            let parsed: DatabaseUrl = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(parsed.to_string(), shown);
+            assert!(!format!("{parsed:?}").contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn other_urls_are_refused_without_being_repeated() {
+        for url in [
+            "mysql://root:s3cret@db/users",
+            "sqlite::memory:",
+            "postgres://root:s3cret@[::1/users",
+            "users.db",
+        ] {
+            let error = url.parse::<DatabaseUrl>().unwrap_err().to_string();
+            assert!(!error.contains("s3cret") && error.starts_with("sqlite://PATH"), "{url}: {error}");
+        }
+    }
+}

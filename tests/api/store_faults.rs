@@ -175,3 +175,21 @@ on_every_database! {
         assert!(!log.contains("hunter2"));
     }
 }
+
+on_every_database! {
+    async fn processes_starting_together_on_a_new_database_apply_the_schema_once(backend) {
+        let Some((url, _dir)) = backend.new_database() else { return };
+
+        let lists: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || cli(Some(&url), &["users", "list"], ""))
+            })
+            .collect();
+
+        for list in lists {
+            assert_exit(&list.join().unwrap(), 0, "");
+        }
+        assert_exit(&cli(Some(&url), &["users", "add", "carol"], "pw\n"), 0, "");
+    }
+}
