@@ -39,9 +39,9 @@ impl AppState {
     /// Builds the state from a config and a user table (starting the hashing threads).
     pub fn new(config: &Config, users: UserStore) -> Self {
         Self {
+            auth: Arc::new(Authenticator::new(config.hashing, config.throttle, users.shared_counters())),
             users,
             tokens: Arc::new(TokenKeys::new(&config.secret_key, config.access_token_lifetime)),
-            auth: Arc::new(Authenticator::new(config.hashing, config.throttle)),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             limits: config.limits,
         }

@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use crate::auth::hash_pool::{Busy, HashPool, HashingConfig};
 use crate::auth::password::{PasswordHash, StoredHash, default_params};
-use crate::auth::throttle::{LoginThrottle, ThrottleConfig};
+use crate::auth::throttle::{LoginThrottle, Refusal, ThrottleConfig};
+use crate::store::counters::SharedCounters;
 use crate::store::{UserInDb, UserStore};
 
 /// How long a client should wait after the hashing queue was full or the store unavailable.
@@ -54,11 +54,16 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Starts the hashing threads and empty counters.
-    pub fn new(hashing: HashingConfig, throttle: ThrottleConfig) -> Self {
+    /// Starts the hashing threads and empty counters: in this process, or in the database
+    /// when `shared` is given (PostgreSQL, shared with other instances).
+    pub fn new(hashing: HashingConfig, throttle: ThrottleConfig, shared: Option<SharedCounters>) -> Self {
+        let throttle = match shared {
+            Some(counters) => LoginThrottle::shared(throttle, counters),
+            None => Arc::new(LoginThrottle::new(throttle)),
+        };
         Self {
             hasher: HashPool::new(hashing),
-            throttle: Arc::new(LoginThrottle::new(throttle)),
+            throttle,
             dummy: StoredHash::from(PasswordHash::dummy(default_params())),
             upgrading: Arc::default(),
         }
@@ -76,10 +81,10 @@ impl Authenticator {
     ) -> Result<Arc<UserInDb>, LoginError> {
         // The check and the count are one step: the attempt holds its place in the counters
         // while it is hashed, so a burst cannot pass the check before any of it is counted.
-        let attempt = self
-            .throttle
-            .reserve(username, client, Instant::now())
-            .map_err(|throttled| LoginError::Throttled { retry_after: throttled.retry_after })?;
+        let attempt = self.throttle.reserve(username, client).await.map_err(|refusal| match refusal {
+            Refusal::Throttled(throttled) => LoginError::Throttled { retry_after: throttled.retry_after },
+            Refusal::Unavailable => LoginError::Unavailable { retry_after: RETRY_AFTER_SECS },
+        })?;
         let user =
             users.get(username).map_err(|_| LoginError::Unavailable { retry_after: RETRY_AFTER_SECS })?;
         let hash = match &user {
@@ -96,14 +101,14 @@ impl Authenticator {
             .map_err(|Busy| LoginError::Busy { retry_after: RETRY_AFTER_SECS })?;
         match user {
             Some(user) if matches => {
-                attempt.succeeded(Instant::now());
+                attempt.succeeded();
                 if let Some(password) = to_upgrade {
                     self.upgrade_later(users, &user, password);
                 }
                 Ok(user)
             }
             _ => {
-                attempt.failed(Instant::now());
+                attempt.failed();
                 Err(LoginError::IncorrectCredentials)
             }
         }

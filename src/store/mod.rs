@@ -10,6 +10,8 @@
 
 /// The users as a running server holds them, and how fresh they are.
 mod cache;
+/// The login throttle's counters, shared through PostgreSQL.
+pub mod counters;
 /// The in-memory backend.
 pub mod memory;
 /// The SQLite and PostgreSQL backend, its connection and its migrations.
@@ -28,6 +30,7 @@ pub use crate::store::sql::DatabaseUrl;
 pub use crate::store::user::{User, UserInDb, UserRecord};
 
 use crate::store::cache::Cache;
+use crate::store::counters::SharedCounters;
 use crate::store::memory::MemoryBackend;
 
 /// The embedded users: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
@@ -130,6 +133,8 @@ struct Inner {
     cache: Cache,
     /// One refresh at a time, so an older one cannot land after a newer one.
     refreshing: tokio::sync::Mutex<()>,
+    /// The throttle's shared counters, when the database can be shared (PostgreSQL).
+    shared_counters: Option<SharedCounters>,
     /// Where the users are, for messages (never with a password).
     location: String,
 }
@@ -153,7 +158,7 @@ impl UserStore {
         let changes = backend.all();
         let cache = Cache::new(None);
         cache.apply(changes);
-        Self::with(Box::new(backend), cache, location.to_owned())
+        Self::with(Box::new(backend), cache, location.to_owned(), None)
     }
 
     /// Opens the database at `url` (creating an SQLite file on first use), brings its schema
@@ -167,15 +172,31 @@ impl UserStore {
     /// As `open`, without following changes: for a command that reads or writes once.
     pub async fn connect(url: &DatabaseUrl, options: StoreOptions) -> Result<Self, StoreError> {
         let backend = sql::SqlBackend::connect(url, options).await?;
+        let shared_counters = match backend.postgres_pool() {
+            Some(pool) => Some(SharedCounters::new(pool).await?),
+            None => None,
+        };
         let cache = Cache::new(Some(options.max_staleness));
-        let store = Self::with(Box::new(backend), cache, url.to_string());
+        let store = Self::with(Box::new(backend), cache, url.to_string(), shared_counters);
         store.refresh().await?;
         Ok(store)
     }
 
-    fn with(backend: Box<dyn Backend>, cache: Cache, location: String) -> Self {
-        let inner = Inner { backend, cache, refreshing: tokio::sync::Mutex::new(()), location };
+    fn with(
+        backend: Box<dyn Backend>,
+        cache: Cache,
+        location: String,
+        shared_counters: Option<SharedCounters>,
+    ) -> Self {
+        let inner =
+            Inner { backend, cache, refreshing: tokio::sync::Mutex::new(()), shared_counters, location };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The counters the login throttle shares with other instances through this store's
+    /// database; `None` unless it is PostgreSQL.
+    pub fn shared_counters(&self) -> Option<SharedCounters> {
+        self.inner.shared_counters.clone()
     }
 
     /// Where the users are kept, for messages (never with a password).

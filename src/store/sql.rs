@@ -228,6 +228,14 @@ impl SqlBackend {
         })
     }
 
+    /// The pool, when the database is PostgreSQL (which instances can share).
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool.clone()),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     fn snapshot_statement(&self) -> Option<&'static str> {
         // An SQLite read transaction is already a snapshot; PostgreSQL's default is not.
         match self.pool {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use oauth2_jwt_server::config::Config;
 use oauth2_jwt_server::store::{DatabaseUrl, SEED_USERS, StoreOptions, UserRecord, UserStore, users_file};
 
 use crate::helpers::{TestApp, test_config};
@@ -85,8 +86,13 @@ impl TestApp {
     /// The server on a fresh store of this kind holding the tutorial's users, or `None` when
     /// PostgreSQL is not installed. The `TestStore` keeps the store's files alive.
     pub async fn on(backend: Backend) -> Option<(TestApp, TestStore)> {
+        TestApp::on_with(backend, test_config()).await
+    }
+
+    /// As `on`, with this config.
+    pub async fn on_with(backend: Backend, config: Config) -> Option<(TestApp, TestStore)> {
         let test_store = backend.seeded().await?;
-        let app = TestApp::spawn_with(test_config(), test_store.store.clone()).await;
+        let app = TestApp::spawn_with(config, test_store.store.clone()).await;
         Some((app, test_store))
     }
 }

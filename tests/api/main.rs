@@ -14,5 +14,5 @@ mod postgres;
 mod postgres_harness;
 mod routing;
 mod store_faults;
-mod throttle_burst;
+mod throttling;
 mod users_cli;
