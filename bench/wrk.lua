@@ -2,6 +2,9 @@
 --   WRK_METHOD  GET (default) or POST
 --   WRK_BODY    request body, sent as application/x-www-form-urlencoded when set
 --   WRK_TOKEN   bearer token, sent as "Authorization: Bearer <token>" when set
+--   WRK_CLIENTS when set to N, each request says it comes from one of N addresses
+--               (X-Forwarded-For: 10.0.0.1 ...), for a server that trusts 127.0.0.1 as its
+--               proxy: logins of one user from several clients, as behind a load balancer
 -- When wrk finishes it prints one line, "RESULT {json}", with latencies in milliseconds.
 -- No response() callback: it would run Lua on every response and slow wrk down.
 
@@ -16,6 +19,17 @@ end
 local token = os.getenv("WRK_TOKEN") or ""
 if token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+local clients = tonumber(os.getenv("WRK_CLIENTS") or "")
+if clients then
+  local n = 0
+  function request()
+    n = n + 1
+    local i = n % clients
+    wrk.headers["X-Forwarded-For"] = "10.0." .. math.floor(i / 250) .. "." .. (i % 250 + 1)
+    return wrk.format()
+  end
 end
 
 function done(summary, latency, requests)

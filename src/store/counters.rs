@@ -43,6 +43,21 @@ pub struct CounterTx {
     pub rows: Vec<CounterRow>,
     /// The database's clock, in milliseconds since the Unix epoch.
     pub now_ms: i64,
+    /// When the (username, address) pair asked about last logged in, if ever.
+    pub known_at: Option<i64>,
+    /// Whether the attempt asked to end still held its places (its lease had not run out).
+    pub held: bool,
+    pair: String,
+}
+
+/// A locked row as the locking statement returns it, with what it adds.
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    #[sqlx(flatten)]
+    row: CounterRow,
+    now_ms: i64,
+    known_at: Option<i64>,
+    held: i64,
 }
 
 impl SharedCounters {
@@ -65,31 +80,41 @@ impl SharedCounters {
     }
 
     /// Begins a transaction holding the rows of `keys` (created empty where missing), locked
-    /// in key order so that transactions on overlapping keys take turns without deadlocks.
-    pub async fn lock(&self, keys: &[String]) -> Result<CounterTx, StoreError> {
+    /// in key order so that transactions on overlapping keys take turns without deadlocks;
+    /// reads when `pair` last logged in, and ends the attempt `ending`, if given. One
+    /// statement: a reservation costs four round trips with `commit`.
+    pub async fn lock(
+        &self,
+        keys: &[String],
+        pair: &str,
+        ending: Option<i64>,
+    ) -> Result<CounterTx, StoreError> {
         let mut keys = keys.to_vec();
         keys.sort();
         keys.dedup();
         let mut tx = self.pool.begin().await?;
-        let now_ms: i64 = sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO throttle_counters (key, failures, pending, last_failure_ms) \
-             SELECT key, 0, 0, $2 FROM unnest($1::text[]) AS key ON CONFLICT (key) DO NOTHING",
+        let mut locked: Vec<LockedRow> = sqlx::query_as(
+            "WITH ended AS (DELETE FROM throttle_attempts WHERE id = $3 RETURNING id) \
+             INSERT INTO throttle_counters AS c (key, failures, pending, last_failure_ms) \
+             SELECT key, 0, 0, (extract(epoch from statement_timestamp()) * 1000)::bigint \
+             FROM unnest($1::text[]) AS key ORDER BY key \
+             ON CONFLICT (key) DO UPDATE SET failures = c.failures \
+             RETURNING c.key, c.failures, c.pending, c.last_failure_ms, c.blocked_until_ms, \
+             (extract(epoch from statement_timestamp()) * 1000)::bigint AS now_ms, \
+             (SELECT last_success_ms FROM throttle_known WHERE pair = $2) AS known_at, \
+             (SELECT count(*) FROM ended) AS held",
         )
         .bind(&keys)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        let rows = sqlx::query_as(
-            "SELECT key, failures, pending, last_failure_ms, blocked_until_ms FROM throttle_counters \
-             WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-        )
-        .bind(&keys)
+        .bind(pair)
+        .bind(ending)
         .fetch_all(&mut *tx)
         .await?;
-        Ok(CounterTx { tx, rows, now_ms })
+        locked.sort_by(|a, b| a.row.key.cmp(&b.row.key));
+        let first =
+            locked.first().ok_or_else(|| StoreError::Failed("no throttle rows were locked".into()))?;
+        let (now_ms, known_at, held) = (first.now_ms, first.known_at, first.held > 0);
+        let rows = locked.into_iter().map(|locked| locked.row).collect();
+        Ok(CounterTx { tx, rows, now_ms, known_at, held, pair: pair.to_owned() })
     }
 
     /// Forgets what no longer matters, for every instance at once: attempts whose lease ran
@@ -171,82 +196,45 @@ impl SharedCounters {
 }
 
 impl CounterTx {
-    /// True when `pair` logged in successfully after `since_ms`.
-    pub async fn is_known(&mut self, pair: &str, since_ms: i64) -> Result<bool, StoreError> {
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT last_success_ms FROM throttle_known WHERE pair = $1")
-                .bind(pair)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(last.is_some_and(|last| last > since_ms))
-    }
-
-    /// Records that `pair` logged in now.
-    pub async fn mark_known(&mut self, pair: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO throttle_known (pair, last_success_ms) VALUES ($1, $2) \
-             ON CONFLICT (pair) DO UPDATE SET last_success_ms = excluded.last_success_ms",
+    /// Writes the rows back (dropping those with nothing to remember), records that the pair
+    /// logged in now when `logged_in`, records a new attempt holding places under `attempt`'s
+    /// keys until its lease ends, and commits: one statement. Returns the new attempt's id.
+    pub async fn commit(
+        mut self,
+        logged_in: bool,
+        attempt: Option<(&[String], Duration)>,
+    ) -> Result<Option<i64>, StoreError> {
+        let idle =
+            |row: &&CounterRow| row.failures == 0 && row.pending == 0 && row.blocked_until_ms.is_none();
+        let gone: Vec<&str> = self.rows.iter().filter(idle).map(|row| row.key.as_str()).collect();
+        let kept: Vec<&CounterRow> = self.rows.iter().filter(|row| !idle(row)).collect();
+        let (attempt_keys, lease) = attempt.unwrap_or((&[], Duration::ZERO));
+        let expires = self.now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let id: Option<i64> = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM throttle_counters WHERE key = ANY($1)), \
+             kept AS (UPDATE throttle_counters AS c SET failures = v.failures, pending = v.pending, \
+               last_failure_ms = v.last_failure_ms, blocked_until_ms = v.blocked_until_ms \
+               FROM unnest($2::text[], $3::int[], $4::int[], $5::bigint[], $6::bigint[]) \
+               AS v(key, failures, pending, last_failure_ms, blocked_until_ms) WHERE c.key = v.key), \
+             known AS (INSERT INTO throttle_known (pair, last_success_ms) SELECT $7, $8 WHERE $9 \
+               ON CONFLICT (pair) DO UPDATE SET last_success_ms = excluded.last_success_ms), \
+             attempt AS (INSERT INTO throttle_attempts (keys, expires_at_ms) SELECT $10, $11 WHERE $12 RETURNING id) \
+             SELECT id FROM attempt",
         )
-        .bind(pair)
+        .bind(&gone)
+        .bind(kept.iter().map(|row| row.key.as_str()).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.failures).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.pending).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.last_failure_ms).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.blocked_until_ms).collect::<Vec<_>>())
+        .bind(&self.pair)
         .bind(self.now_ms)
-        .execute(&mut *self.tx)
+        .bind(logged_in)
+        .bind(attempt_keys)
+        .bind(expires)
+        .bind(attempt.is_some())
+        .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(())
-    }
-
-    /// Ends the attempt `id`; true when it still held its places (its lease had not run out).
-    pub async fn end_attempt(&mut self, id: i64) -> Result<bool, StoreError> {
-        let ended = sqlx::query("DELETE FROM throttle_attempts WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(ended.rows_affected() == 1)
-    }
-
-    /// Writes the rows back (dropping those with nothing to remember), records a new attempt
-    /// holding places under `attempt`'s keys until its lease ends, and commits. Returns the new
-    /// attempt's id.
-    pub async fn commit(mut self, attempt: Option<(&[String], Duration)>) -> Result<Option<i64>, StoreError> {
-        let keys: Vec<&str> = self.rows.iter().map(|row| row.key.as_str()).collect();
-        let failures: Vec<i32> = self.rows.iter().map(|row| row.failures).collect();
-        let pending: Vec<i32> = self.rows.iter().map(|row| row.pending).collect();
-        let last: Vec<i64> = self.rows.iter().map(|row| row.last_failure_ms).collect();
-        let blocked: Vec<Option<i64>> = self.rows.iter().map(|row| row.blocked_until_ms).collect();
-        sqlx::query(
-            "UPDATE throttle_counters AS c SET failures = v.failures, pending = v.pending, \
-             last_failure_ms = v.last_failure_ms, blocked_until_ms = v.blocked_until_ms \
-             FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::bigint[]) \
-             AS v(key, failures, pending, last_failure_ms, blocked_until_ms) WHERE c.key = v.key",
-        )
-        .bind(&keys)
-        .bind(&failures)
-        .bind(&pending)
-        .bind(&last)
-        .bind(&blocked)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM throttle_counters WHERE key = ANY($1) AND failures = 0 AND pending = 0 \
-             AND blocked_until_ms IS NULL",
-        )
-        .bind(&keys)
-        .execute(&mut *self.tx)
-        .await?;
-        let id = match attempt {
-            Some((keys, lease)) => {
-                let expires =
-                    self.now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO throttle_attempts (keys, expires_at_ms) VALUES ($1, $2) RETURNING id",
-                )
-                .bind(keys)
-                .bind(expires)
-                .fetch_one(&mut *self.tx)
-                .await?;
-                Some(id)
-            }
-            None => None,
-        };
         self.tx.commit().await?;
         Ok(id)
     }

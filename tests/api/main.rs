@@ -15,6 +15,7 @@ mod postgres;
 mod postgres_harness;
 mod processes;
 mod routing;
+mod shared_counters;
 mod store_faults;
 mod throttling;
 mod users_cli;

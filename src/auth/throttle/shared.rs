@@ -81,9 +81,9 @@ impl Tables {
     ) -> Result<Ticket, Refusal> {
         let keys = Keys::new(&self.counters, username, ip);
         let result = async {
-            let mut tx = self.counters.lock(&keys.all()).await?;
+            let mut tx = self.counters.lock(&keys.all(), &keys.pair, None).await?;
             let since = tx.now_ms.saturating_sub(i64::try_from(duration_ms(KNOWN_FOR)).unwrap_or(i64::MAX));
-            let known = tx.is_known(&keys.pair, since).await?;
+            let known = tx.known_at.is_some_and(|at| at > since);
             let now = clock(&tx);
             let applies = |row: &CounterRow| !(known && row.key == keys.user);
             let refusals = tx
@@ -100,7 +100,10 @@ impl Tables {
                 row.pending += 1;
                 reserved.push(row.key.clone());
             }
-            let id = tx.commit(Some((&reserved, LEASE))).await?.expect("an attempt was recorded");
+            let id = tx
+                .commit(false, Some((&reserved, LEASE)))
+                .await?
+                .ok_or_else(|| StoreError::Failed("the attempt was not recorded".into()))?;
             Ok::<_, StoreError>(Ok((id, reserved)))
         }
         .await;
@@ -135,9 +138,9 @@ async fn settle(
     outcome: Outcome,
 ) -> Result<(), StoreError> {
     let keys = &ticket.keys;
-    let mut tx = counters.lock(&keys.all()).await?;
+    let mut tx = counters.lock(&keys.all(), &keys.pair, Some(ticket.id)).await?;
     // After a lease ran out, the purge already gave the places back.
-    let held = tx.end_attempt(ticket.id).await?;
+    let held = tx.held;
     let now = clock(&tx);
     for row in &mut tx.rows {
         let mut count = counter(row);
@@ -155,10 +158,7 @@ async fn settle(
         }
         store(row, &count);
     }
-    if outcome == Outcome::Success {
-        tx.mark_known(&keys.pair).await?;
-    }
-    tx.commit(None).await?;
+    tx.commit(outcome == Outcome::Success, None).await?;
     Ok(())
 }
 
