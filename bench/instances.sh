@@ -84,13 +84,25 @@ run() {
     login_c1) conns=1; secs=$LDUR; path=/token; method=POST; body=$LOGIN; token="" ;;
     login_c4) conns=4; secs=$LDUR; path=/token; method=POST; body=$LOGIN; token="" ;;
   esac
-  if [ "$setup" = pg-2 ]; then targets="pg-2a pg-2b"; conns=$((conns / 2 > 0 ? conns / 2 : 1)); else targets=$setup; fi
+  # Two wrk processes share the connections for every setup (both against the one instance,
+  # or one against each of the pair), so the client side is alike; one login at a time is a
+  # single client, against the first instance of the pair.
+  if [ "$conns" -eq 1 ]; then
+    targets=$setup; [ "$setup" = pg-2 ] && targets=pg-2a
+  else
+    conns=$((conns / 2))
+    case $setup in pg-2) targets="pg-2a pg-2b" ;; *) targets="$setup $setup" ;; esac
+  fi
   say "round $round/$ROUNDS: $scenario on $setup"
   WRKS=()
-  for target in $targets; do wrk_to "$target" "${URL[$target]}" "$conns" "$secs" "$path" "$method" "$body" "$token"; done
-  wait "${WRKS[@]}"
+  local n=0 target
   for target in $targets; do
-    echo "{\"scenario\":\"$scenario\",\"setup\":\"$setup\",\"round\":$round,$(sed -n 's/^RESULT {//p' "$WORK/$target.out")" >>"$WORK/rows"
+    n=$((n + 1))
+    wrk_to "wrk$n" "${URL[$target]}" "$conns" "$secs" "$path" "$method" "$body" "$token"
+  done
+  wait "${WRKS[@]}"
+  for n in $(seq "$n"); do
+    echo "{\"scenario\":\"$scenario\",\"setup\":\"$setup\",\"round\":$round,$(sed -n 's/^RESULT {//p' "$WORK/wrk$n.out")" >>"$WORK/rows"
   done
   # wrk abandons logins in flight at its deadline; let the servers finish hashing them.
   [ "$method" = POST ] && sleep 2

@@ -2,7 +2,7 @@
 //! reflect, and when they were last known to be current.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ pub(crate) struct Cache {
     started: Instant,
     /// When the last successful refresh began, in milliseconds since `started`.
     synced_at_ms: AtomicU64,
+    /// The last refresh failed (the database refused or did not answer in time).
+    failing: AtomicBool,
 }
 
 impl Cache {
@@ -28,12 +30,16 @@ impl Cache {
             max_staleness_ms: max_staleness.map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
             started: Instant::now(),
             synced_at_ms: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         }
     }
 
-    /// The user with this exact username, if the cache is current enough to say.
+    /// The user with this exact username, unless the database has failed to answer for longer
+    /// than the staleness bound. (A refresh that is merely slow, on a busy machine, does not
+    /// make the cache unavailable: only a failed one does.)
     pub(crate) fn get(&self, username: &str) -> Result<Option<Arc<UserInDb>>, Unavailable> {
         if let Some(bound) = self.max_staleness_ms
+            && self.failing.load(Ordering::Acquire)
             && self.now().saturating_sub(self.synced_at_ms.load(Ordering::Acquire)) > bound
         {
             return Err(Unavailable);
@@ -77,6 +83,12 @@ impl Cache {
     /// Records that a refresh begun at `began` (from `now`) succeeded.
     pub(crate) fn synced(&self, began: u64) {
         self.synced_at_ms.fetch_max(began, Ordering::AcqRel);
+        self.failing.store(false, Ordering::Release);
+    }
+
+    /// Records that a refresh failed.
+    pub(crate) fn failed(&self) {
+        self.failing.store(true, Ordering::Release);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<UserInDb>>> {

@@ -100,8 +100,8 @@ pub trait Backend: Send + Sync + 'static {
 pub struct StoreOptions {
     /// How often the cache asks the database for changes (`DATABASE_POLL_MS`, 250 ms).
     pub poll_interval: Duration,
-    /// How long the cache may go without a successful refresh before lookups report the store
-    /// unavailable (`DATABASE_STALE_MS`, 1000 ms): the bound on how late a change is seen.
+    /// How long the cache may go without a successful refresh, once refreshes fail, before
+    /// lookups report the store unavailable (`DATABASE_STALE_MS`, 1000 ms).
     pub max_staleness: Duration,
     /// Connections in the pool (`DATABASE_MAX_CONNECTIONS`, 8).
     pub max_connections: u32,
@@ -275,26 +275,32 @@ impl Inner {
 }
 
 /// Refreshes the cache every `interval` for as long as the store lives. Failures are logged
-/// once when they start and once when they end; lookups turn `Unavailable` meanwhile.
+/// once when they start and once when they end; lookups turn `Unavailable` once they have
+/// lasted longer than the staleness bound.
 async fn follow_changes(store: Weak<Inner>, interval: Duration) {
+    // A database that does not answer within this counts as failing, like one that refuses.
+    let patience = interval.max(Duration::from_secs(2));
     let mut failing = false;
     loop {
         tokio::time::sleep(interval).await;
         let Some(store) = store.upgrade() else { return };
-        let result = match tokio::time::timeout(interval.max(Duration::from_secs(1)), store.refresh()).await {
+        let result = match tokio::time::timeout(patience, store.refresh()).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable("no answer in time".into())),
+            Err(_) => Err(StoreError::Unavailable(format!("no answer within {patience:?}"))),
         };
         match result {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!(location = %store.location, "the user store answers again");
             }
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!(location = %store.location, %error, "cannot refresh users from the store");
+            Ok(()) => {}
+            Err(error) => {
+                store.cache.failed();
+                if !failing {
+                    failing = true;
+                    tracing::warn!(location = %store.location, %error, "cannot refresh users from the store");
+                }
             }
-            _ => {}
         }
     }
 }
