@@ -3,9 +3,9 @@
 
 /// The bounded thread pool that runs argon2 off the async runtime.
 pub mod hash_pool;
-/// HS256 access tokens.
+/// Access tokens: JWTs minted and checked as PyJWT does.
 pub mod jwt;
-/// The keys tokens are signed with.
+/// The keys tokens are signed with: `SECRET_KEY` or the key set of `JWT_KEYS_FILE`.
 pub mod keys;
 /// `authenticate_user`: throttle, hash, count.
 pub mod login;
