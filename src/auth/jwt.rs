@@ -1,10 +1,16 @@
-//! Access tokens: HS256 JWTs with `sub` and `exp`, minted and checked the way PyJWT does it.
+//! Access tokens: JWTs with `sub` and `exp`, minted and checked the way PyJWT does it.
 //!
-//! Minting uses `jsonwebtoken`'s HS256 signer and PyJWT's exact header bytes. Checking follows
+//! With `SECRET_KEY` they are HS256 tokens exactly as the tutorial's PyJWT writes them. With a
+//! key set (`JWT_KEYS_FILE`) the set's first key signs, the header names it by `kid`, and
+//! every key of the set verifies the tokens that name it.
+//!
+//! Minting writes PyJWT's exact header bytes and has `jsonwebtoken` sign. Checking follows
 //! PyJWT's rules to the letter, which `jsonwebtoken`'s typed `Header` cannot express (a `null`
 //! `kid` or `crit`, `b64`, duplicate keys, padded segments): the header and claims are read
-//! here and the signature is checked with the same RustCrypto HMAC, keyed once at start. On top
-//! of PyJWT: `exp` is required (RFC 8725), any `crit` is refused, and so is a token over 8 KiB.
+//! here and the signature is checked by the key the header names, HS256 with an HMAC keyed
+//! once at start. On top of PyJWT: `exp` is required (RFC 8725), any `crit` is refused, and so
+//! is a token over 8 KiB. Only the key's own algorithm is accepted, and `jwk`, `jku`, `x5u`
+//! and `x5c` are never read: a token cannot choose its key or algorithm.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,14 +18,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
-use sha2::Sha256;
 
-use crate::auth::keys::SecretKey;
+use crate::auth::keys::{SecretKey, SigningKey, SigningKeys};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -33,16 +37,18 @@ const SEGMENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The signing key, ready to sign and verify, and the token lifetime, built once at start.
+/// The keys, ready to sign and verify, the signing key's header, and the token lifetime,
+/// built once at start.
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    mac: Hmac<Sha256>,
+    keys: SigningKeys,
+    /// The base64url header of minted tokens, as PyJWT writes it for the signing key.
+    header_b64: String,
     lifetime: Duration,
 }
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKeys").field("key", &"<redacted>").field("lifetime", &self.lifetime).finish()
+        f.debug_struct("TokenKeys").field("keys", &self.keys).field("lifetime", &self.lifetime).finish()
     }
 }
 
@@ -55,10 +61,13 @@ pub enum TokenError {
     /// Bad structure or encoding.
     #[error("malformed token")]
     Malformed,
-    /// A header we refuse: an algorithm other than HS256, a `crit` (RFC 7515 §4.1.11: we
+    /// A header we refuse: an algorithm other than the key's, a `crit` (RFC 7515 §4.1.11: we
     /// understand no extensions), a non-string `kid`, or an unencoded payload (`b64: false`).
     #[error("unacceptable header")]
     Header,
+    /// With a key set: no `kid`, or a `kid` naming none of our keys.
+    #[error("unknown key")]
+    UnknownKey,
     /// The signature does not match.
     #[error("bad signature")]
     Signature,
@@ -80,33 +89,43 @@ struct NewClaims<'a> {
 }
 
 impl TokenKeys {
-    /// Keys from the secret's bytes as given, and tokens that live for `lifetime`.
+    /// Keys from the secret's bytes as given (HS256, no `kid`), and tokens that live for
+    /// `lifetime`.
     pub fn new(secret: &SecretKey, lifetime: Duration) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            mac: Hmac::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length"),
-            lifetime,
-        }
+        Self::from_keys(SigningKeys::from_secret(secret), lifetime)
+    }
+
+    /// Tokens signed by the first of `keys` and checked by the key their `kid` names, that live
+    /// for `lifetime`.
+    pub fn from_keys(keys: SigningKeys, lifetime: Duration) -> Self {
+        let header_b64 = header_b64(keys.signing_key());
+        Self { keys, header_b64, lifetime }
+    }
+
+    /// The public key set to publish (`{"keys":[...]}`), when the keys come from a key set.
+    pub fn public_jwks(&self) -> Option<&Bytes> {
+        self.keys.public_jwks()
     }
 
     /// Mints a token for `username` that expires `lifetime` from now. The bytes are what
-    /// PyJWT writes for the same claims: header `{"alg":"HS256","typ":"JWT"}`, claims
+    /// PyJWT writes for the same claims: header `{"alg":"HS256","typ":"JWT"}` (with a key set,
+    /// `{"alg":...,"kid":...,"typ":"JWT"}`: PyJWT sorts the header's keys), claims
     /// `{"sub":...,"exp":...}`.
     pub fn create_access_token(&self, username: &str) -> Result<String, jsonwebtoken::errors::Error> {
         let exp = unix_now().saturating_add(self.lifetime.as_secs());
         let claims = serde_json::to_vec(&NewClaims { sub: username, exp })?;
-        let mut token = String::with_capacity(HEADER_B64.len() + claims.len() * 2 + 48);
-        token.push_str(HEADER_B64);
+        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 2 + 48);
+        token.push_str(&self.header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);
-        let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &self.encoding, Algorithm::HS256)?;
+        let signature = self.keys.signing_key().sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&signature);
         Ok(token)
     }
 
-    /// Checks a token as PyJWT's `jwt.decode(token, key, algorithms=["HS256"])` does, plus a
-    /// required `exp`, and returns its subject (the username).
+    /// Checks a token as PyJWT's `jwt.decode(token, key, algorithms=[<the key's>])` does, plus
+    /// a required `exp`, and returns its subject (the username).
     pub fn decode_token(&self, token: &str) -> Result<String, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
@@ -116,14 +135,49 @@ impl TokenKeys {
         let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let [alg, kid, b64, crit] = object_fields(&decode_segment(header)?, ["alg", "kid", "b64", "crit"])?;
         let header = Header { alg, kid, b64, crit };
-        header.check()?;
+        let key = self.key_for(&header)?;
+        header.check(key)?;
         let signature = decode_segment(signature)?;
-        // `verify_slice` compares in constant time.
-        let mut mac = self.mac.clone();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::Signature)?;
+        if !key.verify(signing_input.as_bytes(), &signature) {
+            return Err(TokenError::Signature);
+        }
         let claims = Claims::from_json(&decode_segment(payload)?)?;
         claims.validate(unix_now())
+    }
+
+    /// The key that checks a token with this header.
+    fn key_for(&self, header: &Header) -> Result<&SigningKey, TokenError> {
+        if !self.keys.is_key_set() {
+            // `SECRET_KEY`: one key, and the `kid` is not looked at, as PyJWT does not.
+            return Ok(self.keys.signing_key());
+        }
+        match &header.kid {
+            Some(Value::String(kid)) => self.keys.find(kid).ok_or(TokenError::UnknownKey),
+            // With a key set, every token we mint names its key, so a token without `kid` was
+            // not minted with this set (a forgery, or a token of `SECRET_KEY` from before the
+            // key file). Trying each key in turn instead would let one forged token cost as many
+            // signature checks as there are keys, and would leave the choice of key to the
+            // token; after a switch to a key file, clients log in again once.
+            None => Err(TokenError::UnknownKey),
+            Some(_) => Err(TokenError::Header),
+        }
+    }
+}
+
+/// The base64url header PyJWT writes for `key`: `json.dumps(header, separators=(",", ":"),
+/// sort_keys=True)`. A `kid` is printable ASCII (checked at load), which Python's `json.dumps`
+/// and serde_json escape alike.
+fn header_b64(key: &SigningKey) -> String {
+    match key.kid() {
+        None => {
+            debug_assert_eq!(key.algorithm().name(), "HS256");
+            HEADER_B64.to_owned()
+        }
+        Some(kid) => {
+            let kid = serde_json::to_string(kid).expect("a string serialises");
+            let header = format!(r#"{{"alg":"{}","kid":{kid},"typ":"JWT"}}"#, key.algorithm().name());
+            URL_SAFE_NO_PAD.encode(header)
+        }
     }
 }
 
@@ -144,12 +198,14 @@ struct Header {
 }
 
 impl Header {
-    fn check(&self) -> Result<(), TokenError> {
-        let alg_is_hs256 = matches!(&self.alg, Some(Value::String(alg)) if alg == "HS256");
+    /// PyJWT's header checks, with `key`'s algorithm as the only one allowed: exactly, so that
+    /// neither `none` nor an HMAC "signed" with a public key's bytes ever reaches a verifier.
+    fn check(&self, key: &SigningKey) -> Result<(), TokenError> {
+        let alg_is_the_keys = matches!(&self.alg, Some(Value::String(alg)) if alg == key.algorithm().name());
         let kid_ok = self.kid.as_ref().is_none_or(Value::is_string);
         let encoded_payload = self.b64 != Some(Value::Bool(false));
         let no_crit = self.crit.is_none();
-        if alg_is_hs256 && kid_ok && encoded_payload && no_crit { Ok(()) } else { Err(TokenError::Header) }
+        if alg_is_the_keys && kid_ok && encoded_payload && no_crit { Ok(()) } else { Err(TokenError::Header) }
     }
 }
 
@@ -292,6 +348,7 @@ fn truthy(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::keys::KeyAlgorithm;
     use serde_json::json;
 
     const TUTORIAL_KEY: &str = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
@@ -331,9 +388,8 @@ mod tests {
     fn with_header(header: &str) -> String {
         let claims = format!(r#"{{"sub":"johndoe","exp":{}}}"#, unix_now() + 600);
         let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
-        let mut mac = keys().mac;
-        mac.update(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        let signature = keys().keys.signing_key().sign(input.as_bytes()).unwrap();
+        format!("{input}.{signature}")
     }
 
     #[test]
@@ -434,6 +490,112 @@ mod tests {
     fn claims_must_be_an_object() {
         assert!(Claims::from_json(br#"["johndoe", 9999999999]"#).is_err());
         assert!(Claims::from_json(br#"{"sub": "johndoe"} trailing"#).is_err());
+    }
+
+    /// Token keys for a set of new keys of these algorithms, and the keys as JWKs.
+    fn key_set(algorithms: &[KeyAlgorithm]) -> (TokenKeys, Vec<Value>) {
+        let jwks: Vec<Value> = algorithms
+            .iter()
+            .map(|algorithm| serde_json::from_str(&crate::auth::keys::generate(*algorithm).unwrap()).unwrap())
+            .collect();
+        let keys = SigningKeys::from_jwks(&json!({ "keys": jwks }).to_string()).unwrap();
+        (TokenKeys::from_keys(keys, Duration::from_secs(600)), jwks)
+    }
+
+    /// A token with this raw header JSON and valid claims, signed by `key`.
+    fn signed_by(key: &SigningKey, header: &str) -> String {
+        let claims = format!(r#"{{"sub":"johndoe","exp":{}}}"#, unix_now() + 600);
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        format!("{input}.{}", key.sign(input.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn with_a_key_set_tokens_name_their_key_in_pyjwts_header_layout() {
+        for algorithm in KeyAlgorithm::ALL {
+            let (keys, jwks) = key_set(&[algorithm]);
+            let token = keys.create_access_token("johndoe").unwrap();
+            let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+            let kid = jwks[0]["kid"].as_str().unwrap();
+            let expected = format!(r#"{{"alg":"{algorithm}","kid":"{kid}","typ":"JWT"}}"#);
+            assert_eq!(String::from_utf8(header).unwrap(), expected);
+            assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"), "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn without_a_key_set_the_header_is_the_tutorials() {
+        assert_eq!(keys().header_b64, HEADER_B64);
+        assert_eq!(URL_SAFE_NO_PAD.decode(HEADER_B64).unwrap(), br#"{"alg":"HS256","typ":"JWT"}"#);
+    }
+
+    #[test]
+    fn every_key_of_the_set_verifies_the_tokens_that_name_it() {
+        let (keys, _) =
+            key_set(&[KeyAlgorithm::EdDSA, KeyAlgorithm::ES256, KeyAlgorithm::HS256, KeyAlgorithm::RS256]);
+        for key in keys.keys.keys() {
+            let header = format!(r#"{{"alg":"{}","kid":"{}"}}"#, key.algorithm(), key.kid().unwrap());
+            assert_eq!(keys.decode_token(&signed_by(key, &header)).as_deref(), Ok("johndoe"), "{key:?}");
+        }
+        // A key that is not in the set, under a kid of the set.
+        let (stranger, _) = key_set(&[KeyAlgorithm::EdDSA]);
+        let kid = keys.keys.signing_key().kid().unwrap();
+        let forged = signed_by(stranger.keys.signing_key(), &format!(r#"{{"alg":"EdDSA","kid":"{kid}"}}"#));
+        assert_eq!(keys.decode_token(&forged), Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn with_a_key_set_the_kid_chooses_the_key_and_the_key_its_algorithm() {
+        use hmac::{Hmac, Mac};
+        let (keys, _) = key_set(&[KeyAlgorithm::EdDSA, KeyAlgorithm::HS256]);
+        let ed = &keys.keys.keys()[0];
+        let oct = &keys.keys.keys()[1];
+        let (ed_kid, oct_kid) = (ed.kid().unwrap(), oct.kid().unwrap());
+        let refused = |token: &str| keys.decode_token(token).unwrap_err();
+
+        assert_eq!(refused(&signed_by(ed, r#"{"alg":"EdDSA"}"#)), TokenError::UnknownKey, "no kid");
+        assert_eq!(refused(&signed_by(ed, r#"{"alg":"EdDSA","kid":"nope"}"#)), TokenError::UnknownKey);
+        assert_eq!(refused(&signed_by(ed, r#"{"alg":"EdDSA","kid":null}"#)), TokenError::Header);
+        assert_eq!(refused(&signed_by(ed, r#"{"alg":"EdDSA","kid":7}"#)), TokenError::Header);
+        // The key's algorithm exactly: not another one, not another spelling, not `none`.
+        for alg in ["HS256", "ES256", "RS256", "eddsa", "Ed25519", "none"] {
+            let header = format!(r#"{{"alg":"{alg}","kid":"{ed_kid}"}}"#);
+            assert_eq!(refused(&signed_by(ed, &header)), TokenError::Header, "{alg}");
+        }
+        assert_eq!(
+            refused(&signed_by(oct, &format!(r#"{{"alg":"EdDSA","kid":"{oct_kid}"}}"#))),
+            TokenError::Header
+        );
+        // alg confusion: an HMAC keyed with the public key set, or with the public key's bytes.
+        let public = keys.public_jwks().unwrap().to_vec();
+        let public_jwk: Value = serde_json::from_slice(&public).unwrap();
+        let x = URL_SAFE_NO_PAD.decode(public_jwk["keys"][0]["x"].as_str().unwrap()).unwrap();
+        for hmac_key in [public, x] {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","kid":"{ed_kid}"}}"#)),
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"johndoe","exp":{}}}"#, unix_now() + 600))
+            );
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&hmac_key).unwrap();
+            mac.update(input.as_bytes());
+            let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+            assert_eq!(refused(&token), TokenError::Header);
+        }
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{ed_kid}"}}"#)),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"johndoe","exp":{}}}"#, unix_now() + 600))
+        );
+        assert_eq!(refused(&unsigned), TokenError::Header);
+        // PyJWT's other header rules still hold with a key set.
+        for extra in [r#""crit":["exp"]"#, r#""b64":false"#] {
+            let header = format!(r#"{{"alg":"EdDSA","kid":"{ed_kid}",{extra}}}"#);
+            assert_eq!(refused(&signed_by(ed, &header)), TokenError::Header, "{extra}");
+        }
+        // Key hints are never followed: the token is checked against our key only.
+        let hinted = format!(
+            r#"{{"alg":"EdDSA","kid":"{ed_kid}","jku":"https://evil.example/jwks","x5u":"https://evil.example/x","jwk":{{"kty":"OKP","crv":"Ed25519","x":"AAAA"}},"x5c":["AAAA"]}}"#
+        );
+        assert_eq!(keys.decode_token(&signed_by(ed, &hinted)).as_deref(), Ok("johndoe"));
     }
 
     #[test]
