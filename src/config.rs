@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::api::client_ip::TrustedProxies;
 use crate::auth::hash_pool::HashingConfig;
-use crate::auth::keys::SecretKey;
+use crate::auth::keys::{SecretKey, SigningKeys};
 use crate::auth::throttle::ThrottleConfig;
 use crate::http::server::Limits;
 use crate::store::{DatabaseUrl, StoreOptions};
@@ -16,8 +16,11 @@ use crate::store::{DatabaseUrl, StoreOptions};
 /// The server's settings. `Config::from_env` reads them; tests write the struct out.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// HS256 key: the bytes of `SECRET_KEY` as given.
+    /// HS256 key: the bytes of `SECRET_KEY` as given. Not used when `jwt_keys` is set.
     pub secret_key: SecretKey,
+    /// The key set of `JWT_KEYS_FILE`, read at start: its first key signs, every key verifies,
+    /// tokens carry a `kid`. `None`: tokens are HS256 with `secret_key`, without `kid`.
+    pub jwt_keys: Option<SigningKeys>,
     /// Token lifetime (`ACCESS_TOKEN_EXPIRE_MINUTES`, 30 minutes by default).
     pub access_token_lifetime: Duration,
     /// Where to listen (`BIND_ADDR`, 127.0.0.1:8000 by default).
@@ -51,6 +54,16 @@ pub enum ConfigError {
         /// What it should look like.
         expected: String,
     },
+    /// A file named by a variable cannot be used.
+    #[error("{name} {path}: {problem}")]
+    File {
+        /// The variable's name.
+        name: &'static str,
+        /// The file, as given.
+        path: String,
+        /// What is wrong (never the file's content).
+        problem: String,
+    },
     /// The OS random number generator failed.
     #[error("the operating system's random number generator is unavailable")]
     NoRandomness,
@@ -75,6 +88,7 @@ impl Config {
         let minutes: u64 = env.parse_in("ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1..=525_600)?;
         Ok(Self {
             secret_key,
+            jwt_keys: jwt_keys(&env)?,
             access_token_lifetime: Duration::from_secs(minutes * 60),
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             users_file: env.get("USERS_FILE").map(PathBuf::from),
@@ -86,6 +100,16 @@ impl Config {
             limits: limits(&env)?,
         })
     }
+}
+
+/// `JWT_KEYS_FILE`, read now, so that a bad file stops the server before it serves.
+fn jwt_keys(env: &Env) -> Result<Option<SigningKeys>, ConfigError> {
+    let Some(path) = env.get("JWT_KEYS_FILE") else { return Ok(None) };
+    SigningKeys::from_file(std::path::Path::new(&path)).map(Some).map_err(|error| ConfigError::File {
+        name: "JWT_KEYS_FILE",
+        path,
+        problem: error.to_string(),
+    })
 }
 
 /// `HASH_WORKERS` and `HASH_QUEUE`.
@@ -302,6 +326,7 @@ mod tests {
         assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
         for name in [
             "SECRET_KEY",
+            "JWT_KEYS_FILE",
             "ACCESS_TOKEN_EXPIRE_MINUTES",
             "BIND_ADDR",
             "USERS_FILE",
@@ -315,6 +340,38 @@ mod tests {
         ] {
             assert!(example.iter().any(|(key, _)| *key == name), "{name} is documented");
         }
+    }
+
+    #[test]
+    fn a_key_file_is_read_with_the_config_and_a_bad_one_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("keys.json");
+        let jwk: serde_json::Value = serde_json::from_str(
+            &crate::auth::keys::generate(crate::auth::keys::KeyAlgorithm::EdDSA).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(&good, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+        let loaded = config(&[("JWT_KEYS_FILE", good.to_str().unwrap()), ("SECRET_KEY", "ignored")]).unwrap();
+        let keys = loaded.jwt_keys.as_ref().expect("the key set is loaded");
+        assert_eq!(keys.signing_key().kid(), jwk["kid"].as_str());
+        assert!(!format!("{loaded:?}").contains(jwk["d"].as_str().unwrap()), "no key material in Debug");
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"keys": []}"#).unwrap();
+        let error = config(&[("JWT_KEYS_FILE", bad.to_str().unwrap())]).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                r#"JWT_KEYS_FILE {}: the key set is empty: "keys" must hold at least one key"#,
+                bad.display()
+            )
+        );
+        let missing = config(&[("JWT_KEYS_FILE", "/does/not/exist.json")]).unwrap_err().to_string();
+        assert!(
+            missing.starts_with("JWT_KEYS_FILE /does/not/exist.json: cannot read the file: "),
+            "{missing}"
+        );
+        assert!(config(&[("JWT_KEYS_FILE", "")]).unwrap().jwt_keys.is_none(), "empty is unset");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 pub mod api;
 /// The auth domain: passwords, logins, tokens and throttling.
 pub mod auth;
-/// The binary's commands: serve, `users ...`, `hash-password`.
+/// The binary's commands: serve, `users ...`, `hash-password`, `keys generate`.
 pub mod cli;
 /// Settings from the environment, as a plain value.
 pub mod config;
@@ -41,7 +41,10 @@ impl AppState {
         Self {
             auth: Arc::new(Authenticator::new(config.hashing, config.throttle, users.shared_counters())),
             users,
-            tokens: Arc::new(TokenKeys::new(&config.secret_key, config.access_token_lifetime)),
+            tokens: Arc::new(match &config.jwt_keys {
+                Some(keys) => TokenKeys::from_keys(keys.clone(), config.access_token_lifetime),
+                None => TokenKeys::new(&config.secret_key, config.access_token_lifetime),
+            }),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             limits: config.limits,
         }

@@ -95,7 +95,20 @@ async fn open_users(config: &Config) -> Result<UserStore, (u8, String)> {
 }
 
 fn warn_about(config: &Config) {
-    if config.secret_key.is_generated() {
+    if let Some(keys) = &config.jwt_keys {
+        let signing = keys.signing_key();
+        tracing::info!(
+            keys = keys.keys().len(),
+            kid = signing.kid().unwrap_or_default(),
+            alg = %signing.algorithm(),
+            "signing keys loaded from JWT_KEYS_FILE; the first signs"
+        );
+        if !config.secret_key.is_generated() {
+            tracing::warn!(
+                "JWT_KEYS_FILE and SECRET_KEY are both set: SECRET_KEY is ignored, tokens are signed and checked with the key file's keys"
+            );
+        }
+    } else if config.secret_key.is_generated() {
         tracing::warn!(
             "SECRET_KEY is not set: using a random key for this run only. Tokens will NOT survive a restart. Set SECRET_KEY (e.g. `openssl rand -hex 32`) in the environment or .env."
         );

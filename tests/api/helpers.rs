@@ -43,6 +43,7 @@ pub struct TestApp {
 pub fn test_config() -> Config {
     Config {
         secret_key: SecretKey::new(TUTORIAL_KEY),
+        jwt_keys: None,
         access_token_lifetime: Duration::from_secs(30 * 60),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         users_file: None,
