@@ -12,6 +12,8 @@ pub mod extractors;
 pub mod fallback;
 /// The login form and its validation.
 pub mod form;
+/// `/.well-known/jwks.json`, the public signing keys (with `JWT_KEYS_FILE`).
+pub mod jwks;
 /// Path decoding, framing refusal, `nosniff` and the log line, around every request.
 pub mod middleware;
 /// The OpenAPI document.
@@ -97,10 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/users/me/items/", items.clone())
         .route("/users/me/items", items)
         .layer(no_store());
-    Router::new()
-        .merge(token)
-        .merge(users)
-        .merge(docs::router())
-        .fallback(fallback::not_found)
-        .with_state(state)
+    let mut router = Router::new().merge(token).merge(users).merge(docs::router());
+    // Without a key file there is no key set to publish, and the path stays a 404.
+    if let Some(jwks) = state.tokens.public_jwks() {
+        router = router.merge(jwks::router(jwks.clone()));
+    }
+    router.fallback(fallback::not_found).with_state(state)
 }
