@@ -1,7 +1,9 @@
-//! The binary's commands: serving (the default), `users ...` against `DATABASE_URL`, and
-//! `hash-password`. Usage errors exit 2 (clap's convention); a command that cannot be done
+//! The binary's commands: serving (the default), `users ...` against `DATABASE_URL`,
+//! `hash-password`, and `keys generate`. Usage errors exit 2 (clap's convention); a command that cannot be done
 //! exits 1 with a one-line message saying why.
 
+/// `keys generate`: a new private JWK for `JWT_KEYS_FILE`.
+mod keys;
 /// Reading passwords from standard input or a terminal.
 mod password;
 /// Serving the API.
@@ -38,6 +40,38 @@ pub enum Command {
     /// Manage the users kept in DATABASE_URL.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Signing keys for JWT_KEYS_FILE.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new private key as a JWK (with kid, alg and use) for a JWT_KEYS_FILE key set:
+    /// `{"keys": [<newest first>, ...]}`.
+    Generate {
+        /// The algorithm the key signs with.
+        #[arg(long, value_enum)]
+        alg: KeyAlg,
+    },
+}
+
+/// The algorithms `keys generate` makes keys for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyAlg {
+    /// Ed25519 (OKP): small, fast, deterministic signatures.
+    #[value(name = "EdDSA")]
+    EdDSA,
+    /// ECDSA on P-256 (EC).
+    #[value(name = "ES256")]
+    ES256,
+    /// RSA, 2048 bits (RFC 9068 asks JWT access-token issuers to support it).
+    #[value(name = "RS256")]
+    RS256,
+    /// HMAC-SHA256 with 32 random bytes (oct): a shared secret, never published.
+    #[value(name = "HS256")]
+    HS256,
 }
 
 /// `users ...`. A password is read from standard input when it is not a terminal (one line,
@@ -110,5 +144,6 @@ pub fn main() -> ExitCode {
         None | Some(Command::Serve) => serve::serve(),
         Some(Command::HashPassword) => password::print_hash(),
         Some(Command::Users(command)) => users::run(command),
+        Some(Command::Keys(KeysCommand::Generate { alg })) => keys::generate(alg),
     }
 }
