@@ -16,6 +16,7 @@ mod postgres_harness;
 mod processes;
 mod routing;
 mod shared_counters;
+mod signing_keys;
 mod store_faults;
 mod throttling;
 mod users_cli;

@@ -300,7 +300,8 @@ fn rsa_keys_under_2048_bits_are_refused() {
     let small = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
     let encode = |value: &rsa::BigUint| json!(URL_SAFE_NO_PAD.encode(value.to_bytes_be()));
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-    let jwk = json!({"kty": "RSA", "kid": "small", "n": encode(small.n()), "e": encode(small.e()), "d": encode(small.d())});
+    let (n, e, d) = (encode(small.n()), encode(small.e()), encode(small.d()));
+    let jwk = json!({"kty": "RSA", "kid": "small", "n": n, "e": e, "d": d});
     assert_eq!(
         refusal(&[jwk]),
         r#"keys[0] (kid "small"): an RSA key of 1024 bits: at least 2048 are required"#
