@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the two costs behind every request: argon2 password verification
 //! (`POST /token`) and HS256 token minting/validation (`POST /token`, `GET /users/me/`), and
-//! what a migrated user's legacy hash costs to check once before it is upgraded.
+//! what a migrated user's legacy hash costs to check once before it is upgraded; and minting
+//! and checking with each algorithm of a `JWT_KEYS_FILE` key set.
 //!
 //! Run with `cargo bench` (about 1-2 minutes on 2 cores, most of it compiling), or one group
 //! with `cargo bench --bench auth -- password`. Only the library's public API is used.
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use oauth2_jwt_server::auth::jwt::TokenKeys;
-use oauth2_jwt_server::auth::keys::SecretKey;
+use oauth2_jwt_server::auth::keys::{KeyAlgorithm, SecretKey, SigningKeys, generate};
 use oauth2_jwt_server::auth::password::{Memory, PasswordHash, StoredHash};
 
 /// The tutorial's stored hash for johndoe (pwdlib's argon2id defaults: 64 MiB, t=3, p=4).
@@ -88,5 +89,26 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, password, legacy, jwt);
+/// Minting and checking with a key set whose first key has each algorithm (the key's `kid` in
+/// the header, the key looked up by it).
+fn jwt_key_set(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jwt_key_set");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    for algorithm in KeyAlgorithm::ALL {
+        let jwk = generate(algorithm).expect("a key");
+        let keys = SigningKeys::from_jwks(&format!(r#"{{"keys": [{jwk}]}}"#)).expect("a key set");
+        let keys = TokenKeys::from_keys(keys, Duration::from_secs(30 * 60));
+        let token = keys.create_access_token("johndoe").expect("a token can be minted");
+        assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"));
+        group.bench_function(format!("create_access_token/{algorithm}"), |b| {
+            b.iter(|| keys.create_access_token(black_box("johndoe")).expect("mint"))
+        });
+        group.bench_function(format!("decode_token/{algorithm}"), |b| {
+            b.iter(|| keys.decode_token(black_box(&token)).expect("valid token"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, password, legacy, jwt, jwt_key_set);
 criterion_main!(benches);
