@@ -21,41 +21,41 @@ use sha2::{Digest, Sha256};
 use super::error::{KeyError, KeyProblem};
 use super::{KeyAlgorithm, SigningKey};
 
-/// A JWK as we write it: public members, private members when generating one, then `kid`,
-/// `alg` and `use`.
-/// No `Debug`: it may hold private members.
+/// A JWK as we write it, its fields named as RFC 7517/7518 name the members: public members,
+/// private members when generating one, then `kid`, `alg` and `use`. No `Debug`: it may hold
+/// private members.
 #[derive(Default, Serialize)]
 pub(super) struct Jwk {
-    pub kty: &'static str,
+    pub(super) kty: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub crv: Option<&'static str>,
+    pub(super) crv: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
+    pub(super) x: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
+    pub(super) y: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub n: Option<String>,
+    pub(super) n: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub e: Option<String>,
+    pub(super) e: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub d: Option<String>,
+    pub(super) d: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub p: Option<String>,
+    pub(super) p: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub q: Option<String>,
+    pub(super) q: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dp: Option<String>,
+    pub(super) dp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dq: Option<String>,
+    pub(super) dq: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub qi: Option<String>,
+    pub(super) qi: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k: Option<String>,
+    pub(super) k: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    pub alg: &'static str,
+    pub(super) kid: Option<String>,
+    pub(super) alg: &'static str,
     #[serde(rename = "use")]
-    pub use_: &'static str,
+    pub(super) use_: &'static str,
 }
 
 impl Jwk {
