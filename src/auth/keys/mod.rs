@@ -110,11 +110,6 @@ impl KeyAlgorithm {
         matches!(self, Self::HS256)
     }
 
-    /// The algorithm with this JOSE name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|algorithm| algorithm.name() == name)
-    }
-
     fn jsonwebtoken(self) -> Algorithm {
         match self {
             Self::HS256 => Algorithm::HS256,
