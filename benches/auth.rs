@@ -76,7 +76,7 @@ fn legacy(c: &mut Criterion) {
 fn jwt(c: &mut Criterion) {
     let keys = TokenKeys::new(&SecretKey::new(TUTORIAL_KEY), Duration::from_secs(30 * 60));
     let token = keys.create_access_token("johndoe").expect("a token can be minted");
-    assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"));
+    assert_eq!(keys.decode_token(&token).map(|token| token.sub).as_deref(), Ok("johndoe"));
 
     let mut group = c.benchmark_group("jwt");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
@@ -99,7 +99,7 @@ fn jwt_key_set(c: &mut Criterion) {
         let keys = SigningKeys::from_jwks(&format!(r#"{{"keys": [{jwk}]}}"#)).expect("a key set");
         let keys = TokenKeys::from_keys(keys, Duration::from_secs(30 * 60));
         let token = keys.create_access_token("johndoe").expect("a token can be minted");
-        assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"));
+        assert_eq!(keys.decode_token(&token).map(|token| token.sub).as_deref(), Ok("johndoe"));
         group.bench_function(format!("create_access_token/{algorithm}"), |b| {
             b.iter(|| keys.create_access_token(black_box("johndoe")).expect("mint"))
         });

@@ -7,8 +7,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::api::client_ip::TrustedProxies;
+use crate::api::error::ErrorStyle;
 use crate::auth::hash_pool::HashingConfig;
 use crate::auth::keys::{SecretKey, SigningKeys};
+use crate::auth::refresh::RefreshConfig;
 use crate::auth::throttle::ThrottleConfig;
 use crate::http::server::Limits;
 use crate::store::{DatabaseUrl, StoreOptions};
@@ -39,6 +41,11 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Connection, timeout and size limits.
     pub limits: Limits,
+    /// Refresh tokens (`REFRESH_TOKEN_EXPIRE_DAYS`, `REFRESH_TOKEN_IDLE_DAYS`); `None`: off, as
+    /// in the tutorial.
+    pub refresh_tokens: Option<RefreshConfig>,
+    /// The shape of `/token`'s errors (`TOKEN_ERRORS`): FastAPI's by default, or RFC 6749's.
+    pub token_errors: ErrorStyle,
 }
 
 /// Why the environment could not be turned into a `Config`.
@@ -98,6 +105,8 @@ impl Config {
             throttle: throttle(&env)?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", TrustedProxies::default())?,
             limits: limits(&env)?,
+            refresh_tokens: refresh_tokens(&env)?,
+            token_errors: env.parse("TOKEN_ERRORS", ErrorStyle::FastApi)?,
         })
     }
 }
@@ -110,6 +119,31 @@ fn jwt_keys(env: &Env) -> Result<Option<SigningKeys>, ConfigError> {
         path,
         problem: error.to_string(),
     })
+}
+
+/// `REFRESH_TOKEN_EXPIRE_DAYS` (turns refresh tokens on) and `REFRESH_TOKEN_IDLE_DAYS`.
+fn refresh_tokens(env: &Env) -> Result<Option<RefreshConfig>, ConfigError> {
+    let lifetime = env.days("REFRESH_TOKEN_EXPIRE_DAYS")?;
+    let idle = env.days("REFRESH_TOKEN_IDLE_DAYS")?;
+    match (lifetime, idle) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            name: "REFRESH_TOKEN_IDLE_DAYS",
+            value: env.get("REFRESH_TOKEN_IDLE_DAYS").unwrap_or_default(),
+            expected: "REFRESH_TOKEN_EXPIRE_DAYS to be set too (it turns refresh tokens on)".into(),
+        }),
+        (Some(lifetime), idle) => {
+            let idle = idle.unwrap_or(lifetime / 2);
+            if idle > lifetime {
+                return Err(ConfigError::Invalid {
+                    name: "REFRESH_TOKEN_IDLE_DAYS",
+                    value: env.get("REFRESH_TOKEN_IDLE_DAYS").unwrap_or_default(),
+                    expected: "at most REFRESH_TOKEN_EXPIRE_DAYS".into(),
+                });
+            }
+            Ok(Some(RefreshConfig { lifetime, idle }))
+        }
+    }
 }
 
 /// `HASH_WORKERS` and `HASH_QUEUE`.
@@ -208,6 +242,19 @@ impl Env<'_> {
                 })
             })
             .transpose()
+    }
+
+    /// A positive number of days (decimals allowed, at most ten years), when set.
+    fn days(&self, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = self.get(name) else { return Ok(None) };
+        match value.trim().parse::<f64>() {
+            Ok(days) if days > 0.0 && days <= 3650.0 => Ok(Some(Duration::from_secs_f64(days * 86_400.0))),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value,
+                expected: "a positive number of days, at most 3650".into(),
+            }),
+        }
     }
 
     /// Parses a whole number that must lie in `range`.
@@ -335,6 +382,9 @@ mod tests {
             "DATABASE_STALE_MS",
             "DATABASE_MAX_CONNECTIONS",
             "DATABASE_TIMEOUT_SECS",
+            "REFRESH_TOKEN_EXPIRE_DAYS",
+            "REFRESH_TOKEN_IDLE_DAYS",
+            "TOKEN_ERRORS",
             "RUST_LOG",
             "LOGIN_THROTTLE",
         ] {

@@ -41,12 +41,21 @@ impl AppState {
         Self {
             auth: Arc::new(Authenticator::new(config.hashing, config.throttle, users.shared_counters())),
             users,
-            tokens: Arc::new(match &config.jwt_keys {
-                Some(keys) => TokenKeys::from_keys(keys.clone(), config.access_token_lifetime),
-                None => TokenKeys::new(&config.secret_key, config.access_token_lifetime),
-            }),
+            tokens: Arc::new(token_keys(config)),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             limits: config.limits,
+            refresh: config.refresh_tokens,
+            token_errors: config.token_errors,
         }
     }
+}
+
+/// The keys tokens are signed and checked with (`JWT_KEYS_FILE`, else `SECRET_KEY`); with
+/// refresh tokens on, tokens carry `iat` and `jti`.
+fn token_keys(config: &Config) -> TokenKeys {
+    let keys = match &config.jwt_keys {
+        Some(keys) => TokenKeys::from_keys(keys.clone(), config.access_token_lifetime),
+        None => TokenKeys::new(&config.secret_key, config.access_token_lifetime),
+    };
+    if config.refresh_tokens.is_some() { keys.with_lifecycle_claims() } else { keys }
 }

@@ -68,6 +68,19 @@ pub enum ApiError {
     /// 503: the user store's database cannot be reached; the server recovers by itself.
     #[error("database unavailable")]
     Unavailable,
+    /// An error of the token or revocation endpoint in RFC 6749 §5.2's shape:
+    /// `{"error": code, "error_description": description}`.
+    #[error("{code}: {description}")]
+    OAuth {
+        /// 400 for a bad request or grant; otherwise the status of the error it stands for.
+        status: StatusCode,
+        /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, ...
+        code: &'static str,
+        /// Words for a developer.
+        description: String,
+        /// `Retry-After`, for refusals that pass.
+        retry_after: Option<u64>,
+    },
 }
 
 impl From<LoginError> for ApiError {
@@ -117,6 +130,76 @@ struct Detail<T> {
     detail: T,
 }
 
+#[derive(Serialize)]
+struct OAuthBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ApiError {
+    /// An RFC 6749 §5.2 error with status 400.
+    pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
+        Self::OAuth {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error in RFC 6749 §5.2's shape, for `/token` under `TOKEN_ERRORS=rfc6749` (and
+    /// always for the refresh grant and revocation): bad credentials are `invalid_grant`, a form
+    /// that does not validate is `invalid_request` (`unsupported_grant_type` for another grant
+    /// type), all with 400; throttling and shedding keep 429 and 503 and their `Retry-After`.
+    pub fn into_rfc6749(self) -> Self {
+        let status = self.status();
+        let keep = |code: &'static str, description: &str, retry_after: Option<u64>| Self::OAuth {
+            status,
+            code,
+            description: description.to_owned(),
+            retry_after,
+        };
+        match self {
+            Self::OAuth { .. } => self,
+            Self::IncorrectCredentials => Self::oauth("invalid_grant", "Incorrect username or password"),
+            Self::Validation(errors) => match errors.iter().find(|e| e.kind == "string_pattern_mismatch") {
+                Some(_) => Self::oauth("unsupported_grant_type", "Only the password grant is supported"),
+                None => {
+                    let described: Vec<String> =
+                        errors.iter().map(|e| format!("{}: {}", e.loc[1], e.msg)).collect();
+                    Self::oauth("invalid_request", described.join("; "))
+                }
+            },
+            Self::BadRequest(message) | Self::BadFraming(message) => Self::oauth("invalid_request", message),
+            Self::PayloadTooLarge => keep("invalid_request", "Request body too large", None),
+            Self::RequestTimeout => keep("invalid_request", "Request Timeout", None),
+            // An HTTP error, not an OAuth one: it keeps its `allow` header and FastAPI's shape.
+            Self::MethodNotAllowed { .. } => self,
+            Self::TooManyAttempts { retry_after } => keep(
+                "temporarily_unavailable",
+                "Too many failed attempts, try again later",
+                Some(retry_after),
+            ),
+            Self::Busy { retry_after } => {
+                keep("temporarily_unavailable", "Server busy, try again later", Some(retry_after))
+            }
+            Self::Unavailable => keep(
+                "temporarily_unavailable",
+                "Database unavailable, try again later",
+                Some(RETRY_AFTER_SECS),
+            ),
+            other @ (Self::NotAuthenticated
+            | Self::InvalidToken
+            | Self::InactiveUser
+            | Self::NotFound
+            | Self::Internal) => {
+                let code = if matches!(other, Self::Internal) { "server_error" } else { "invalid_request" };
+                keep(code, other.message(), None)
+            }
+        }
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -131,6 +214,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OAuth { status, .. } => *status,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -150,7 +234,7 @@ impl ApiError {
             Self::Busy { .. } => "Server busy, try again later",
             Self::Unavailable => "Database unavailable, try again later",
             Self::Internal => "Internal Server Error",
-            Self::Validation(_) => "",
+            Self::Validation(_) | Self::OAuth { .. } => "",
         }
     }
 }
@@ -163,6 +247,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = match &self {
             Self::Validation(errors) => (status, json(&Detail { detail: errors })),
+            Self::OAuth { code, description, .. } => {
+                (status, json(&OAuthBody { error: code, error_description: description }))
+            }
             other => (status, json(&Detail { detail: other.message() })),
         }
         .into_response();
@@ -176,6 +263,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::OAuth { retry_after: Some(retry_after), .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -194,4 +284,26 @@ impl IntoResponse for ApiError {
 fn json<T: Serialize>(value: &T) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"detail\":\"\"}".to_vec());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The shape of `/token`'s errors (`TOKEN_ERRORS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// FastAPI's `{"detail": ...}` and statuses, as the tutorial answers (the default).
+    FastApi,
+    /// RFC 6749 §5.2's `{"error": ..., "error_description": ...}`, which OAuth client libraries
+    /// read (`TOKEN_ERRORS=rfc6749`).
+    Rfc6749,
+}
+
+impl std::str::FromStr for ErrorStyle {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "fastapi" => Ok(Self::FastApi),
+            "rfc6749" => Ok(Self::Rfc6749),
+            _ => Err("fastapi or rfc6749"),
+        }
+    }
 }

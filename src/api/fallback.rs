@@ -9,15 +9,19 @@ use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorStyle};
 
 /// Bounds the time a login may take, queueing for a hashing thread included
 /// (`REQUEST_TIMEOUT_SECS`). Only `/token` waits on anything; the other routes answer from
 /// memory at once.
-pub async fn limit_time(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+pub async fn limit_time(
+    State((limit, style)): State<(Duration, ErrorStyle)>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Busy { retry_after: 1 }.into_response(),
+        Err(_) => style.shape(ApiError::Busy { retry_after: 1 }).into_response(),
     }
 }
 

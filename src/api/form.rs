@@ -1,5 +1,6 @@
 //! `LoginForm`: the tutorial's `OAuth2PasswordRequestForm`, read from a urlencoded or
-//! multipart body with FastAPI's rules and its exact 422 bodies.
+//! multipart body with FastAPI's rules and its exact 422 bodies; and the other requests of the
+//! token and revocation endpoints (`TokenRequest`, `RevokeRequest`), read with RFC 6749's.
 //!
 //! FastAPI reads any other content type as an empty form (so a JSON body gets "Field required"
 //! errors, not 415), and treats an empty value as an absent one. Where we are stricter (a
@@ -149,7 +150,104 @@ fn too_long(field: &'static str, max: usize) -> FieldError {
     }
 }
 
-impl FromRequest<AppState> for LoginForm {
+/// What `POST /token` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    /// The password grant (RFC 6749 §4.3), the tutorial's form.
+    Password(LoginForm),
+    /// The refresh grant (RFC 6749 §6): a refresh token, and optionally fewer scopes.
+    Refresh {
+        /// The token to exchange. Never logged or echoed.
+        refresh_token: String,
+        /// Space-separated scopes, when the client asks for fewer.
+        scope: Option<String>,
+    },
+}
+
+impl TokenRequest {
+    /// Tells the grants apart by `grant_type`. Without refresh tokens, every request is a
+    /// password request as in the tutorial (another `grant_type` fails FastAPI's pattern);
+    /// with them, `refresh_token` selects the refresh grant and any other value but `password`
+    /// is RFC 6749's `unsupported_grant_type`.
+    pub fn from_fields(fields: Vec<(String, FieldValue)>, refresh_tokens: bool) -> Result<Self, ApiError> {
+        if refresh_tokens {
+            let mut grants = fields.iter().filter(|(name, _)| name == "grant_type").map(|(_, value)| value);
+            if let (Some(FieldValue::Text(grant)), None) = (grants.next(), grants.next()) {
+                match grant.as_str() {
+                    "refresh_token" => return refresh_request(fields),
+                    "" | "password" => {}
+                    _ => {
+                        return Err(ApiError::oauth(
+                            "unsupported_grant_type",
+                            "Supported grant types: password, refresh_token",
+                        ));
+                    }
+                }
+            }
+        }
+        LoginForm::from_fields(fields).map(Self::Password)
+    }
+}
+
+fn refresh_request(fields: Vec<(String, FieldValue)>) -> Result<TokenRequest, ApiError> {
+    let [refresh_token, scope] =
+        single_texts(fields, ["refresh_token", "scope"], &["grant_type", "client_id", "client_secret"])?;
+    let refresh_token =
+        refresh_token.ok_or_else(|| ApiError::oauth("invalid_request", "Missing refresh_token"))?;
+    Ok(TokenRequest::Refresh { refresh_token, scope })
+}
+
+/// A token revocation request (RFC 7009 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeRequest {
+    /// The token to revoke. Never logged or echoed.
+    pub token: String,
+    /// `access_token` or `refresh_token`: where to look first (RFC 7009 §2.1).
+    pub token_type_hint: Option<String>,
+}
+
+impl RevokeRequest {
+    /// Reads `token` and `token_type_hint` (RFC 6749's rules: no parameter twice).
+    pub fn from_fields(fields: Vec<(String, FieldValue)>) -> Result<Self, ApiError> {
+        let [token, token_type_hint] =
+            single_texts(fields, ["token", "token_type_hint"], &["client_id", "client_secret"])?;
+        let token = token.ok_or_else(|| ApiError::oauth("invalid_request", "Missing token"))?;
+        Ok(Self { token, token_type_hint })
+    }
+}
+
+/// The text values of `wanted`, empty ones as absent, refusing (RFC 6749 §3.2) any of
+/// `wanted` or `also_known` sent twice and a file where text belongs; other fields are ignored.
+fn single_texts<const N: usize>(
+    fields: Vec<(String, FieldValue)>,
+    wanted: [&str; N],
+    also_known: &[&str],
+) -> Result<[Option<String>; N], ApiError> {
+    let mut values = [const { None }; N];
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in fields {
+        let wanted_at = wanted.iter().position(|wanted| *wanted == name);
+        if wanted_at.is_none() && !also_known.contains(&name.as_str()) {
+            continue;
+        }
+        if seen.contains(&name) {
+            return Err(ApiError::oauth("invalid_request", format!("Repeated parameter: {name}")));
+        }
+        let FieldValue::Text(text) = value else {
+            return Err(ApiError::oauth("invalid_request", format!("Parameter {name} must be text")));
+        };
+        if let Some(index) = wanted_at {
+            values[index] = Some(text).filter(|text| !text.is_empty());
+        }
+        seen.push(name);
+    }
+    Ok(values)
+}
+
+/// The fields of a form body (urlencoded or multipart), read within the size and time limits.
+pub struct FormFields(pub Vec<(String, FieldValue)>);
+
+impl FromRequest<AppState> for FormFields {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -162,7 +260,7 @@ impl FromRequest<AppState> for LoginForm {
         let kind = FormKind::of(&request);
         // FastAPI parses any other body as an empty form.
         if matches!(kind, FormKind::Other) {
-            return Self::from_fields([]);
+            return Ok(Self(Vec::new()));
         }
         // Refused before the body is read (nor a `100 Continue` sent), as Starlette does.
         if matches!(kind, FormKind::Multipart) && content_type_parameter(&request, "boundary").is_none() {
@@ -180,7 +278,7 @@ impl FromRequest<AppState> for LoginForm {
             FormKind::Multipart | FormKind::Other => Vec::new(),
             FormKind::Urlencoded => parse_urlencoded(&body)?,
         };
-        Self::from_fields(fields)
+        Ok(Self(fields))
     }
 }
 

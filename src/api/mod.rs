@@ -18,10 +18,12 @@ pub mod jwks;
 pub mod middleware;
 /// The OpenAPI document.
 pub mod openapi;
-/// The three routes.
+/// The routes: the tutorial's three and revocation.
 pub mod routes;
 /// Schemas only the OpenAPI document needs (the form as documented, error shapes).
 pub mod schemas;
+/// The token and revocation endpoints: the grants and the shape of their errors.
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,8 +38,10 @@ use axum::routing::{MethodRouter, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::client_ip::TrustedProxies;
+use crate::api::error::ErrorStyle;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::login::Authenticator;
+use crate::auth::refresh::RefreshConfig;
 use crate::http::server::{Handler, Limits};
 use crate::store::UserStore;
 
@@ -54,6 +58,10 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Size and time limits.
     pub limits: Limits,
+    /// Refresh tokens and revocation, when on.
+    pub refresh: Option<RefreshConfig>,
+    /// The shape of `/token`'s errors.
+    pub token_errors: ErrorStyle,
 }
 
 /// The application as the server runs it: the router inside what happens around every request.
@@ -81,9 +89,17 @@ impl Handler for App {
 pub fn router(state: AppState) -> Router {
     let no_store = || SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // RFC 6749 §5.1: token responses must not be cached.
-    let token = Router::new()
+    let limit = state.limits.request_timeout;
+    let mut token = Router::new()
         .route("/token", post(routes::login_for_access_token).fallback(fallback::method_not_allowed("POST")))
-        .route_layer(from_fn_with_state(state.limits.request_timeout, fallback::limit_time))
+        .route_layer(from_fn_with_state((limit, state.token_errors), fallback::limit_time));
+    if state.refresh.is_some() {
+        let revoke = Router::new()
+            .route("/revoke", post(routes::revoke_token).fallback(fallback::method_not_allowed("POST")))
+            .route_layer(from_fn_with_state((limit, ErrorStyle::Rfc6749), fallback::limit_time));
+        token = token.merge(revoke);
+    }
+    let token = token
         .layer(SetResponseHeaderLayer::overriding(PRAGMA, HeaderValue::from_static("no-cache")))
         .layer(no_store());
     // Both spellings answer directly (FastAPI redirects the slashless ones with a 307).

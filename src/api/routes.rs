@@ -12,10 +12,12 @@ use utoipa::ToSchema;
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::extractors::{ActiveUser, ClientIp};
-use crate::api::form::LoginForm;
+use crate::api::form::FormFields;
+use crate::api::token::{revoke_endpoint, token_endpoint};
 use crate::store::User;
 
-/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
+/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model (which has only the
+/// first two fields; the others appear when refresh tokens are on).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(title = "Token")]
 pub struct Token {
@@ -23,6 +25,14 @@ pub struct Token {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: &'static str,
+    /// Seconds until the access token expires (with refresh tokens on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub expires_in: Option<u64>,
+    /// The token to send with `grant_type=refresh_token` (with refresh tokens on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub refresh_token: Option<String>,
 }
 
 /// One of the current user's items.
@@ -74,11 +84,18 @@ impl IntoResponse for RawJson {
 pub async fn login_for_access_token(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    form: LoginForm,
+    form: Result<FormFields, ApiError>,
 ) -> Result<Json<Token>, ApiError> {
-    let user = state.auth.authenticate_user(&state.users, client, &form.username, form.password).await?;
-    let access_token = state.tokens.create_access_token(&user.username).map_err(|_| ApiError::Internal)?;
-    Ok(Json(Token { access_token, token_type: "bearer" }))
+    token_endpoint(&state, client, form).await.map(Json)
+}
+
+/// `POST /revoke` (RFC 7009, with refresh tokens on): ends a refresh token's family, or
+/// refuses an access token everywhere until it expires. 200 with no body, known token or not.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    form: Result<FormFields, ApiError>,
+) -> Result<(), ApiError> {
+    revoke_endpoint(&state, form).await
 }
 
 /// `GET /users/me/`: the logged-in user.

@@ -19,9 +19,12 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use bytes::Bytes;
+use getrandom::SysRng;
+use rand_core::TryRng;
 use serde::Serialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::auth::keys::{SecretKey, SigningKey, SigningKeys};
 
@@ -44,6 +47,8 @@ pub struct TokenKeys {
     /// The base64url header of minted tokens, as PyJWT writes it for the signing key.
     header_b64: String,
     lifetime: Duration,
+    /// Minted tokens carry `iat` and `jti`.
+    lifecycle_claims: bool,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -86,6 +91,37 @@ pub enum TokenError {
 struct NewClaims<'a> {
     sub: &'a str,
     exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// Its subject: the username.
+    pub sub: String,
+    /// When it expires (seconds since the epoch).
+    pub exp: u64,
+    /// When it was issued: its `iat`, or, for tokens without one (the tutorial's), `exp` less
+    /// the configured lifetime.
+    pub issued_at: i64,
+    signature: Vec<u8>,
+}
+
+impl AccessToken {
+    /// A name for the token that reveals nothing of it: the first 16 bytes of the SHA-256 of
+    /// its signature (unique to the token, and checked, so not chosen by whoever presents it).
+    pub fn id(&self) -> [u8; 16] {
+        let digest = Sha256::digest(&self.signature);
+        digest[..16].try_into().expect("SHA-256 has 32 bytes")
+    }
+
+    /// `id` as 32 hex digits, as the store keeps revoked tokens.
+    pub fn id_hex(&self) -> String {
+        self.id().iter().map(|byte| format!("{byte:02x}")).collect()
+    }
 }
 
 impl TokenKeys {
@@ -99,7 +135,19 @@ impl TokenKeys {
     /// for `lifetime`.
     pub fn from_keys(keys: SigningKeys, lifetime: Duration) -> Self {
         let header_b64 = header_b64(keys.signing_key());
-        Self { keys, header_b64, lifetime }
+        Self { keys, header_b64, lifetime, lifecycle_claims: false }
+    }
+
+    /// Tokens also carry `iat` and a random `jti` (with refresh tokens on; the tutorial's
+    /// tokens have only `sub` and `exp`, so two minted in the same second for the same user are
+    /// the same token, which could not be revoked one without the other).
+    pub fn with_lifecycle_claims(self) -> Self {
+        Self { lifecycle_claims: true, ..self }
+    }
+
+    /// How long tokens live.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     /// The public key set to publish (`{"keys":[...]}`), when the keys come from a key set.
@@ -110,10 +158,12 @@ impl TokenKeys {
     /// Mints a token for `username` that expires `lifetime` from now. The bytes are what
     /// PyJWT writes for the same claims: header `{"alg":"HS256","typ":"JWT"}` (with a key set,
     /// `{"alg":...,"kid":...,"typ":"JWT"}`: PyJWT sorts the header's keys), claims
-    /// `{"sub":...,"exp":...}`.
+    /// `{"sub":...,"exp":...}` (then `"iat"` and `"jti"` when asked for).
     pub fn create_access_token(&self, username: &str) -> Result<String, jsonwebtoken::errors::Error> {
-        let exp = unix_now().saturating_add(self.lifetime.as_secs());
-        let claims = serde_json::to_vec(&NewClaims { sub: username, exp })?;
+        let now = unix_now();
+        let exp = now.saturating_add(self.lifetime.as_secs());
+        let (iat, jti) = if self.lifecycle_claims { (Some(now), Some(random_id())) } else { (None, None) };
+        let claims = serde_json::to_vec(&NewClaims { sub: username, exp, iat, jti })?;
         let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 2 + 48);
         token.push_str(&self.header_b64);
         token.push('.');
@@ -125,8 +175,8 @@ impl TokenKeys {
     }
 
     /// Checks a token as PyJWT's `jwt.decode(token, key, algorithms=[<the key's>])` does, plus
-    /// a required `exp`, and returns its subject (the username).
-    pub fn decode_token(&self, token: &str) -> Result<String, TokenError> {
+    /// a required `exp` and RFC 7519's numeric dates, and returns what it says.
+    pub fn decode_token(&self, token: &str) -> Result<AccessToken, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
@@ -141,8 +191,11 @@ impl TokenKeys {
         if !key.verify(signing_input.as_bytes(), &signature) {
             return Err(TokenError::Signature);
         }
-        let claims = Claims::from_json(&decode_segment(payload)?)?;
-        claims.validate(unix_now())
+        let claims = Claims::from_json(&decode_segment(payload)?)?.validate(unix_now())?;
+        let exp = u64::try_from(claims.exp).unwrap_or(u64::MAX);
+        let issued_at = claims.iat.unwrap_or(claims.exp - i128::from(self.lifetime.as_secs()));
+        let issued_at = i64::try_from(issued_at).unwrap_or(if issued_at < 0 { i64::MIN } else { i64::MAX });
+        Ok(AccessToken { sub: claims.sub, exp, issued_at, signature })
     }
 
     /// The key that checks a token with this header.
@@ -179,6 +232,14 @@ fn header_b64(key: &SigningKey) -> String {
             URL_SAFE_NO_PAD.encode(header)
         }
     }
+}
+
+/// 128 random bits, base64url: a `jti` (RFC 7519 §4.1.7).
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Without randomness there is no safe token to give out.
+    SysRng.try_fill_bytes(&mut bytes).expect("the OS random number generator failed");
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
@@ -258,22 +319,22 @@ impl Claims {
         Ok(Self { sub, exp, nbf, iat, aud, jti })
     }
 
-    /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch).
-    fn validate(self, now: u64) -> Result<String, TokenError> {
+    /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch); the subject,
+    /// expiry and issue time of a token that passes.
+    fn validate(self, now: u64) -> Result<Validated, TokenError> {
         let now = i128::from(now);
-        if let Some(iat) = &self.iat
-            && python_int(iat).ok_or(TokenError::Claims)? > now
-        {
+        let iat = self.iat.as_ref().map(|iat| numeric_date(iat).ok_or(TokenError::Claims)).transpose()?;
+        if iat.is_some_and(|iat| iat > now) {
             return Err(TokenError::Immature);
         }
         if let Some(nbf) = &self.nbf
-            && python_int(nbf).ok_or(TokenError::Claims)? > now
+            && numeric_date(nbf).ok_or(TokenError::Claims)? > now
         {
             return Err(TokenError::Immature);
         }
         // Unlike PyJWT, a token without `exp` is refused: a leaked token must expire.
-        let exp = self.exp.as_ref().ok_or(TokenError::Expired)?;
-        if python_int(exp).ok_or(TokenError::Claims)? <= now {
+        let exp = numeric_date(self.exp.as_ref().ok_or(TokenError::Expired)?).ok_or(TokenError::Claims)?;
+        if exp <= now {
             return Err(TokenError::Expired);
         }
         if self.aud.as_ref().is_some_and(truthy) {
@@ -283,54 +344,32 @@ impl Claims {
             return Err(TokenError::Claims);
         }
         match self.sub {
-            Some(Value::String(sub)) => Ok(sub),
+            Some(Value::String(sub)) => Ok(Validated { sub, exp, iat }),
             _ => Err(TokenError::Claims),
         }
     }
 }
 
-/// Python's `int(value)` for JSON values, as PyJWT applies it to `exp`, `nbf` and `iat`:
-/// integers as they are, floats truncated, booleans as 0/1, decimal strings parsed.
-fn python_int(value: &Value) -> Option<i128> {
-    match value {
-        Value::Bool(flag) => Some(i128::from(*flag)),
-        Value::Number(number) => {
-            if let Some(int) = number.as_i64() {
-                Some(i128::from(int))
-            } else if let Some(int) = number.as_u64() {
-                Some(i128::from(int))
-            } else {
-                number.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i128)
-            }
-        }
-        Value::String(text) => parse_python_int(text),
-        _ => None,
-    }
+/// The claims of a token that passed `Claims::validate`.
+#[derive(Debug, PartialEq, Eq)]
+struct Validated {
+    sub: String,
+    exp: i128,
+    iat: Option<i128>,
 }
 
-/// `int("...")`: surrounding whitespace, an optional sign, ASCII digits with single
-/// underscores between them.
-fn parse_python_int(text: &str) -> Option<i128> {
-    let text = text.trim_matches(|c: char| c.is_whitespace());
-    let (negative, digits) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let bytes = digits.as_bytes();
-    if bytes.is_empty()
-        || !bytes[0].is_ascii_digit()
-        || !bytes[bytes.len() - 1].is_ascii_digit()
-        || digits.contains("__")
-        || !bytes.iter().all(|b| b.is_ascii_digit() || *b == b'_')
-    {
-        return None;
+/// A NumericDate (RFC 7519 §2): a JSON number of seconds, a fraction truncated as PyJWT's
+/// `int()` does. Unlike PyJWT, a string (`"exp": "1999999999"`) or a boolean is not a number
+/// and is refused.
+fn numeric_date(value: &Value) -> Option<i128> {
+    let Value::Number(number) = value else { return None };
+    if let Some(int) = number.as_i64() {
+        Some(i128::from(int))
+    } else if let Some(int) = number.as_u64() {
+        Some(i128::from(int))
+    } else {
+        number.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i128)
     }
-    let mut number: i128 = 0;
-    for digit in bytes.iter().filter(|b| b.is_ascii_digit()) {
-        number = number.saturating_mul(10).saturating_add(i128::from(digit - b'0'));
-    }
-    Some(if negative { -number } else { number })
 }
 
 /// Python truthiness of a JSON value.
@@ -374,7 +413,7 @@ mod tests {
             String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap(),
             format!(r#"{{"sub":"johndoe","exp":{exp}}}"#)
         );
-        assert_eq!(keys().decode_token(&token).unwrap(), "johndoe");
+        assert_eq!(keys().decode_token(&token).unwrap().sub, "johndoe");
     }
 
     #[test]
@@ -401,7 +440,11 @@ mod tests {
             r#"{"alg":"none","alg":"HS256"}"#,
             r#"{"alg":"HS256","kid":"k1","b64":true}"#,
         ] {
-            assert_eq!(keys.decode_token(&with_header(accepted)).as_deref(), Ok("johndoe"), "{accepted}");
+            assert_eq!(
+                keys.decode_token(&with_header(accepted)).map(|token| token.sub).as_deref(),
+                Ok("johndoe"),
+                "{accepted}"
+            );
         }
         for refused in [
             r#"{"alg":"hs256"}"#,
@@ -425,7 +468,7 @@ mod tests {
         let token = keys.create_access_token("johndoe").unwrap();
         let signature = token.rsplit('.').next().unwrap();
         assert_eq!(signature.len(), 43);
-        assert_eq!(keys.decode_token(&format!("{token}=")).as_deref(), Ok("johndoe"));
+        assert_eq!(keys.decode_token(&format!("{token}=")).map(|token| token.sub).as_deref(), Ok("johndoe"));
         assert_eq!(keys.decode_token(&format!("{token}==")), Err(TokenError::Malformed));
         let standard_alphabet = token.replace('-', "+").replace('_', "/");
         if standard_alphabet != token {
@@ -438,23 +481,45 @@ mod tests {
     #[test]
     fn expiry_is_exact_and_required() {
         let now = 1_000_000;
-        assert_eq!(claims(json!({"sub": "a", "exp": now + 1})).validate(now).unwrap(), "a");
+        assert_eq!(claims(json!({"sub": "a", "exp": now + 1})).validate(now).unwrap().sub, "a");
         assert_eq!(claims(json!({"sub": "a", "exp": now})).validate(now), Err(TokenError::Expired));
         assert_eq!(claims(json!({"sub": "a"})).validate(now), Err(TokenError::Expired));
         assert_eq!(claims(json!({"sub": "a", "exp": null})).validate(now), Err(TokenError::Claims));
     }
 
     #[test]
-    fn numeric_claims_follow_pythons_int() {
+    fn time_claims_are_json_numbers_truncated_as_pythons_int() {
         let now = 1_000_000;
-        let ok = |exp: Value| claims(json!({"sub": "a", "exp": exp})).validate(now).is_ok();
-        assert!(ok(json!(1_000_001.9)));
-        assert!(!ok(json!(1_000_000.9)), "floats truncate");
-        assert!(ok(json!(" 1_000_001 ")));
-        assert!(!ok(json!("1__000_001")));
-        assert!(!ok(json!("soon")));
-        assert!(!ok(json!([1])));
-        assert!(!ok(json!(true)), "True is 1, long expired");
+        let check = |exp: Value| claims(json!({"sub": "a", "exp": exp})).validate(now).map(|valid| valid.sub);
+        assert_eq!(check(json!(1_000_001)).as_deref(), Ok("a"));
+        assert_eq!(check(json!(1_000_001.9)).as_deref(), Ok("a"));
+        assert_eq!(check(json!(1_000_000.9)), Err(TokenError::Expired), "floats truncate");
+        // RFC 7519 §2: a NumericDate is a number. PyJWT also takes `int()` of strings and booleans.
+        for not_a_number in
+            [json!("1000001"), json!(" 1_000_001 "), json!("soon"), json!([1]), json!(true), json!(null)]
+        {
+            assert_eq!(check(not_a_number.clone()), Err(TokenError::Claims), "{not_a_number}");
+        }
+        let iat = claims(json!({"sub": "a", "exp": now + 60, "iat": "999999"})).validate(now);
+        assert_eq!(iat, Err(TokenError::Claims));
+    }
+
+    #[test]
+    fn a_decoded_token_tells_when_it_was_issued_and_has_a_stable_id() {
+        let keys = keys();
+        let token = keys.create_access_token("johndoe").unwrap();
+        let decoded = keys.decode_token(&token).unwrap();
+        assert_eq!(decoded.issued_at, i64::try_from(decoded.exp).unwrap() - 1800, "exp less the lifetime");
+        assert_eq!(decoded.id_hex().len(), 32);
+        assert_eq!(decoded.id(), keys.decode_token(&token).unwrap().id());
+        let with_iat = keys.with_lifecycle_claims();
+        let token = with_iat.create_access_token("johndoe").unwrap();
+        let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
+        let (exp, iat) = (payload["exp"].as_u64().unwrap(), payload["iat"].as_u64().unwrap());
+        assert_eq!((payload.as_object().unwrap().len(), exp - iat), (4, 1800), "{payload}");
+        assert_eq!(payload["jti"].as_str().unwrap().len(), 22, "128 random bits");
+        assert_eq!(with_iat.decode_token(&token).unwrap().issued_at, i64::try_from(iat).unwrap());
     }
 
     #[test]
@@ -483,7 +548,7 @@ mod tests {
         let repeated: Claims =
             Claims::from_json(format!(r#"{{"sub":"a","exp":1,"sub":"b","exp":{}}}"#, now + 60).as_bytes())
                 .unwrap();
-        assert_eq!(repeated.validate(now).unwrap(), "b", "the last of repeated keys wins");
+        assert_eq!(repeated.validate(now).unwrap().sub, "b", "the last of repeated keys wins");
     }
 
     #[test]
@@ -518,7 +583,11 @@ mod tests {
             let kid = jwks[0]["kid"].as_str().unwrap();
             let expected = format!(r#"{{"alg":"{algorithm}","kid":"{kid}","typ":"JWT"}}"#);
             assert_eq!(String::from_utf8(header).unwrap(), expected);
-            assert_eq!(keys.decode_token(&token).as_deref(), Ok("johndoe"), "{algorithm}");
+            assert_eq!(
+                keys.decode_token(&token).map(|token| token.sub).as_deref(),
+                Ok("johndoe"),
+                "{algorithm}"
+            );
         }
     }
 
@@ -534,7 +603,11 @@ mod tests {
             key_set(&[KeyAlgorithm::EdDSA, KeyAlgorithm::ES256, KeyAlgorithm::HS256, KeyAlgorithm::RS256]);
         for key in keys.keys.keys() {
             let header = format!(r#"{{"alg":"{}","kid":"{}"}}"#, key.algorithm(), key.kid().unwrap());
-            assert_eq!(keys.decode_token(&signed_by(key, &header)).as_deref(), Ok("johndoe"), "{key:?}");
+            assert_eq!(
+                keys.decode_token(&signed_by(key, &header)).map(|token| token.sub).as_deref(),
+                Ok("johndoe"),
+                "{key:?}"
+            );
         }
         // A key that is not in the set, under a kid of the set.
         let (stranger, _) = key_set(&[KeyAlgorithm::EdDSA]);
@@ -597,7 +670,10 @@ mod tests {
             r#""jwk":{"kty":"OKP","crv":"Ed25519","x":"AAAA"},"x5c":["AAAA"]"#
         );
         let hinted = format!(r#"{{"alg":"EdDSA","kid":"{ed_kid}",{hints}}}"#);
-        assert_eq!(keys.decode_token(&signed_by(ed, &hinted)).as_deref(), Ok("johndoe"));
+        assert_eq!(
+            keys.decode_token(&signed_by(ed, &hinted)).map(|token| token.sub).as_deref(),
+            Ok("johndoe")
+        );
     }
 
     #[test]

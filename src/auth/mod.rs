@@ -11,5 +11,7 @@ pub mod keys;
 pub mod login;
 /// Argon2 hashing and verification.
 pub mod password;
+/// Refresh tokens: families, rotation, reuse detection.
+pub mod refresh;
 /// Brute-force throttling of failed logins.
 pub mod throttle;

@@ -112,6 +112,12 @@ pub enum UsersCommand {
         /// The username.
         name: String,
     },
+    /// Log a user out everywhere: end their refresh tokens and refuse the access tokens issued
+    /// so far (set-password and disable do this too).
+    RevokeTokens {
+        /// The username.
+        name: String,
+    },
     /// List the users (a table; --json for the USERS_FILE shape without hashes).
     List {
         /// Print JSON in the USERS_FILE shape, without hashes.

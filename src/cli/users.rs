@@ -69,13 +69,23 @@ fn prepare(command: UsersCommand) -> Result<Change, String> {
             check_field("--email", email.as_deref())?;
             let hashed_password = new_hash()?;
             let user = User { username: name, email, full_name, disabled: Some(disabled) };
-            Change::Add(UserRecord { user, hashed_password })
+            Change::Add(UserRecord::new(user, hashed_password))
         }
+        // A new password, a disabled account and logging out everywhere each end the user's
+        // refresh tokens and the access tokens issued so far.
         UsersCommand::SetPassword { name } => {
-            Change::Update(name, Update::Password(new_hash()?), "set the password of")
+            let update = Update { password: Some(new_hash()?), ..revoking_tokens() };
+            Change::Update(name, update, "set the password of")
         }
-        UsersCommand::Disable { name } => Change::Update(name, Update::Disabled(true), "disabled"),
-        UsersCommand::Enable { name } => Change::Update(name, Update::Disabled(false), "enabled"),
+        UsersCommand::Disable { name } => {
+            Change::Update(name, Update { disabled: Some(true), ..revoking_tokens() }, "disabled")
+        }
+        UsersCommand::Enable { name } => {
+            Change::Update(name, Update { disabled: Some(false), ..Update::default() }, "enabled")
+        }
+        UsersCommand::RevokeTokens { name } => {
+            Change::Update(name, revoking_tokens(), "revoked the tokens of")
+        }
         UsersCommand::Remove { name } => Change::Remove(name),
         UsersCommand::List { json } => Change::List { json },
         UsersCommand::Import { file } => {
@@ -116,6 +126,19 @@ async fn apply(store: &UserStore, change: Change) -> Result<String, StoreError> 
             format!("imported {count} users")
         }
     })
+}
+
+/// An update that refuses the user's tokens issued so far: those of this second too (tokens
+/// carry whole seconds), so the cut-off is the next second; a login in the rest of this second
+/// waits for it before its token is minted.
+fn revoking_tokens() -> Update {
+    Update { revoke_tokens_before: Some(tokens_cutoff()), ..Update::default() }
+}
+
+/// The first second whose tokens stay valid after a revocation made now.
+pub fn tokens_cutoff() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    i64::try_from(now).unwrap_or(i64::MAX) + 1
 }
 
 fn new_hash() -> Result<String, String> {

@@ -4,13 +4,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::{Changes, Unavailable, UserInDb};
 
-/// Every user, followed from a backend.
+/// Every user and every revoked access token, followed from a backend.
 pub(crate) struct Cache {
     users: RwLock<HashMap<String, Arc<UserInDb>>>,
+    /// Revoked access tokens by id, with their expiry (Unix seconds).
+    revoked: RwLock<HashMap<[u8; 16], i64>>,
+    /// True when `revoked` is not empty: the read path looks no further otherwise.
+    any_revoked: AtomicBool,
     revision: AtomicI64,
     /// `None`: always current (the in-memory store has no other writers).
     max_staleness_ms: Option<u64>,
@@ -26,6 +30,8 @@ impl Cache {
     pub(crate) fn new(max_staleness: Option<Duration>) -> Self {
         Self {
             users: RwLock::default(),
+            revoked: RwLock::default(),
+            any_revoked: AtomicBool::new(false),
             revision: AtomicI64::new(0),
             max_staleness_ms: max_staleness.map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
             started: Instant::now(),
@@ -72,7 +78,28 @@ impl Cache {
         for username in &changes.removed {
             users.remove(username);
         }
+        drop(users);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut revoked = self.revoked.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (id, expires_at) in changes.revoked {
+            if let Some(id) = decode_id(&id) {
+                revoked.insert(id, expires_at);
+            }
+        }
+        // A revocation outlives its token by nothing: an expired token is refused anyway.
+        revoked.retain(|_, expires_at| *expires_at > now);
+        self.any_revoked.store(!revoked.is_empty(), Ordering::Release);
         self.revision.store(changes.revision, Ordering::Release);
+    }
+
+    /// True when some access token is revoked (and has not expired yet).
+    pub(crate) fn any_revoked(&self) -> bool {
+        self.any_revoked.load(Ordering::Acquire)
+    }
+
+    /// True when the access token named `id` was revoked.
+    pub(crate) fn is_revoked(&self, id: &[u8; 16]) -> bool {
+        self.revoked.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(id)
     }
 
     /// Milliseconds since the cache was made: the clock of `synced`.
@@ -95,4 +122,16 @@ impl Cache {
         // A panic while holding the lock leaves whole entries only: the map is still usable.
         self.users.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A revoked token's id as stored (32 hex digits) as the 16 bytes the read path compares.
+fn decode_id(hex: &str) -> Option<[u8; 16]> {
+    let mut id = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (byte, pair) in id.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(id)
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::store::{Backend, Changes, StoreError, Update, UserRecord};
+use crate::store::{Backend, Changes, RefreshFamily, RefreshToken, StoreError, Update, UserRecord};
 
 /// Users in a table behind a lock, with the same revision bookkeeping as the databases.
 pub struct MemoryBackend {
@@ -21,6 +21,12 @@ struct Tables {
     users: HashMap<String, (UserRecord, i64)>,
     /// Removed usernames with the revision of their removal.
     removed: HashMap<String, i64>,
+    /// Refresh-token families by id.
+    families: HashMap<String, RefreshFamily>,
+    /// Refresh tokens by hash: family id, idle expiry, used.
+    refresh_tokens: HashMap<String, (String, i64, bool)>,
+    /// Revoked access tokens by id: expiry and the revision of the revocation.
+    revoked: HashMap<String, (i64, i64)>,
 }
 
 impl Tables {
@@ -31,6 +37,13 @@ impl Tables {
 
     fn user_mut(&mut self, username: &str) -> Result<&mut (UserRecord, i64), StoreError> {
         self.users.get_mut(username).ok_or_else(|| StoreError::NotFound(username.to_owned()))
+    }
+
+    /// Ends every refresh-token family for which `ends` holds.
+    fn end_families(&mut self, ends: impl Fn(&RefreshFamily) -> bool) {
+        self.families.retain(|_, family| !ends(family));
+        let families = &self.families;
+        self.refresh_tokens.retain(|_, (family, _, _)| families.contains_key(family));
     }
 }
 
@@ -64,6 +77,12 @@ impl MemoryBackend {
                 .iter()
                 .filter(|(_, rev)| **rev > since)
                 .map(|(name, _)| name.clone())
+                .collect(),
+            revoked: tables
+                .revoked
+                .iter()
+                .filter(|(_, (_, rev))| *rev > since)
+                .map(|(id, (expires_at, _))| (id.clone(), *expires_at))
                 .collect(),
         }
     }
@@ -102,11 +121,22 @@ impl Backend for MemoryBackend {
         tables.user_mut(username)?;
         let revision = tables.bump();
         let (record, rev) = tables.user_mut(username)?;
-        match update {
-            Update::Password(hash) => record.hashed_password = hash,
-            Update::Disabled(disabled) => record.user.disabled = Some(disabled),
+        if let Some(hash) = update.password {
+            record.hashed_password = hash;
+        }
+        if let Some(disabled) = update.disabled {
+            record.user.disabled = Some(disabled);
+        }
+        if let Some(scopes) = update.scopes {
+            record.scopes = scopes;
+        }
+        if let Some(before) = update.revoke_tokens_before {
+            record.tokens_valid_after = before;
         }
         *rev = revision;
+        if update.revoke_tokens_before.is_some() {
+            tables.end_families(|family| family.username == username);
+        }
         Ok(())
     }
 
@@ -116,6 +146,7 @@ impl Backend for MemoryBackend {
         let revision = tables.bump();
         tables.users.remove(username);
         tables.removed.insert(username.to_owned(), revision);
+        tables.end_families(|family| family.username == username);
         Ok(())
     }
 
@@ -131,6 +162,60 @@ impl Backend for MemoryBackend {
         *rev = revision;
         Ok(true)
     }
+
+    async fn start_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        hash: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.end_families(|family| family.expires_at <= now);
+        tables.families.insert(family.id.clone(), family.clone());
+        tables.refresh_tokens.insert(hash.to_owned(), (family.id.clone(), idle_expires_at, false));
+        Ok(())
+    }
+
+    async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let tables = self.lock();
+        let Some((family_id, idle_expires_at, used)) = tables.refresh_tokens.get(hash) else {
+            return Ok(None);
+        };
+        let family = tables.families.get(family_id).cloned();
+        Ok(family.map(|family| RefreshToken { family, idle_expires_at: *idle_expires_at, used: *used }))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &str,
+        idle_expires_at: i64,
+        _now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        let Some((family_id, _, used)) = tables.refresh_tokens.get_mut(old) else { return Ok(false) };
+        if *used {
+            return Ok(false);
+        }
+        *used = true;
+        let family_id = family_id.clone();
+        tables.refresh_tokens.insert(new.to_owned(), (family_id, idle_expires_at, false));
+        Ok(true)
+    }
+
+    async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError> {
+        self.lock().end_families(|family| family.id == family_id);
+        Ok(())
+    }
+
+    async fn revoke_access(&self, id: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        let revision = tables.bump();
+        tables.revoked.retain(|_, (expires_at, _)| *expires_at > now);
+        tables.revoked.insert(id.to_owned(), (expires_at, revision));
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -140,7 +225,7 @@ mod tests {
 
     fn record(name: &str, hash: &str) -> UserRecord {
         let user = User { username: name.into(), email: None, full_name: None, disabled: None };
-        UserRecord { user, hashed_password: hash.into() }
+        UserRecord::new(user, hash)
     }
 
     #[tokio::test]
@@ -148,7 +233,7 @@ mod tests {
         let backend = MemoryBackend::new(vec![record("alice", "h1")]);
         let start = backend.revision().await.unwrap();
         backend.add(vec![record("bob", "h2")]).await.unwrap();
-        backend.update("alice", Update::Disabled(true)).await.unwrap();
+        backend.update("alice", Update { disabled: Some(true), ..Update::default() }).await.unwrap();
         backend.remove("bob").await.unwrap();
 
         let changes = backend.changes_since(start).await.unwrap();
@@ -168,7 +253,7 @@ mod tests {
         assert_eq!(backend.revision().await.unwrap(), revision, "nothing was added");
         assert_eq!(backend.remove("carol").await, Err(StoreError::NotFound("carol".into())));
         assert_eq!(
-            backend.update("carol", Update::Disabled(true)).await,
+            backend.update("carol", Update { disabled: Some(true), ..Update::default() }).await,
             Err(StoreError::NotFound("carol".into()))
         );
     }

@@ -56,16 +56,22 @@ pub enum StoreError {
     Schema(String),
 }
 
-/// A change to one user.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Update {
+/// A change to one user: each field that is `Some` is set, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
     /// A new password hash (`users set-password`).
-    Password(String),
+    pub password: Option<String>,
     /// Disable (`true`) or enable (`false`) the account.
-    Disabled(bool),
+    pub disabled: Option<bool>,
+    /// Log out everywhere: refuse the user's tokens issued before this time (Unix seconds) and
+    /// end all of the user's refresh tokens.
+    pub revoke_tokens_before: Option<i64>,
+    /// The scopes the user may be granted (`Some(None)`: every configured scope).
+    pub scopes: Option<Option<Vec<String>>>,
 }
 
-/// What changed after a revision: users added or changed, and usernames removed.
+/// What changed after a revision: users added or changed, usernames removed, access tokens
+/// revoked.
 #[derive(Debug, Default)]
 pub struct Changes {
     /// The store's revision these changes bring a reader to.
@@ -74,6 +80,35 @@ pub struct Changes {
     pub users: Vec<UserRecord>,
     /// Usernames removed since.
     pub removed: Vec<String>,
+    /// Access tokens revoked since: their id (see `revoke_access`) and expiry (Unix seconds).
+    pub revoked: Vec<(String, i64)>,
+}
+
+/// A refresh-token family: what a login granted, until it ends. Times are milliseconds since
+/// the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// A random id.
+    pub id: String,
+    /// Whose it is.
+    pub username: String,
+    /// The scopes granted (space-separated; empty for none).
+    pub scope: String,
+    /// When the login happened.
+    pub created_at: i64,
+    /// The family's absolute end.
+    pub expires_at: i64,
+}
+
+/// A refresh token as stored (by its hash) and the family it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Its family.
+    pub family: RefreshFamily,
+    /// It is refused after this time unless used before.
+    pub idle_expires_at: i64,
+    /// It was already exchanged for a newer one: presenting it again is reuse.
+    pub used: bool,
 }
 
 /// Where users are kept. Every write bumps the store-wide revision, atomically with the
@@ -93,6 +128,31 @@ pub trait Backend: Send + Sync + 'static {
     /// Replaces a user's hash only if it is still `old` (a login's upgrade of a legacy hash):
     /// of several upgrades racing, one wins. True when this one did.
     async fn replace_hash(&self, username: &str, old: &str, new: &str) -> Result<bool, StoreError>;
+    /// Starts a refresh-token family with its first token (by hash), forgetting families that
+    /// have ended by `now`.
+    async fn start_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        hash: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The refresh token with this hash, if the store knows it.
+    async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshToken>, StoreError>;
+    /// Exchanges the token `old` for `new` in its family, only if `old` was not used yet (of
+    /// two refreshes racing with one token, one wins). True when this one did.
+    async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Ends a family: every token of it stops working.
+    async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError>;
+    /// Revokes an access token (named by `id`) until it expires at `expires_at`, forgetting
+    /// revocations that have expired by `now`.
+    async fn revoke_access(&self, id: &str, expires_at: i64, now: i64) -> Result<(), StoreError>;
 }
 
 /// How the cache follows a database.
@@ -253,6 +313,52 @@ impl UserStore {
         let replaced = self.inner.backend.replace_hash(username, old, new).await?;
         self.refresh().await?;
         Ok(replaced)
+    }
+
+    /// Starts a refresh-token family (refresh tokens are not cached: every instance asks the
+    /// store, so every instance honours a rotation or a revocation at once).
+    pub async fn start_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        hash: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.backend.start_refresh_family(family, hash, idle_expires_at, now).await
+    }
+
+    /// The refresh token with this hash.
+    pub async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+        self.inner.backend.find_refresh(hash).await
+    }
+
+    /// Exchanges refresh token `old` for `new`, if `old` was not used yet.
+    pub async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.backend.rotate_refresh(old, new, idle_expires_at, now).await
+    }
+
+    /// Ends a refresh-token family.
+    pub async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError> {
+        self.inner.backend.end_refresh_family(family_id).await
+    }
+
+    /// Revokes an access token until it expires; this process refuses it at once, the others
+    /// within a second.
+    pub async fn revoke_access(&self, id: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        self.inner.backend.revoke_access(id, expires_at, now).await?;
+        self.refresh().await
+    }
+
+    /// True when the access token named by `id` was revoked (see `revoke_access`). While no
+    /// token is revoked it costs one atomic load, and `id` is not even computed.
+    pub fn is_revoked(&self, id: impl FnOnce() -> [u8; 16]) -> bool {
+        self.inner.cache.any_revoked() && self.inner.cache.is_revoked(&id())
     }
 
     /// Brings the cache up to date with the backend now.

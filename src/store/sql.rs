@@ -15,7 +15,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::store::{Backend, Changes, StoreError, StoreOptions, Update, User, UserRecord};
+use crate::store::{
+    Backend, Changes, RefreshFamily, RefreshToken, StoreError, StoreOptions, Update, User, UserRecord,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
@@ -126,6 +128,8 @@ struct UserRow {
     email: Option<String>,
     disabled: Option<bool>,
     hashed_password: String,
+    tokens_valid_after: i64,
+    scopes: Option<String>,
 }
 
 impl From<UserRow> for UserRecord {
@@ -136,11 +140,34 @@ impl From<UserRow> for UserRecord {
             full_name: row.full_name,
             disabled: row.disabled,
         };
-        Self { user, hashed_password: row.hashed_password }
+        Self {
+            user,
+            hashed_password: row.hashed_password,
+            tokens_valid_after: row.tokens_valid_after,
+            scopes: row.scopes.map(|scopes| scopes.split_whitespace().map(str::to_owned).collect()),
+        }
     }
 }
 
-const USER_COLUMNS: &str = "username, full_name, email, disabled, hashed_password";
+/// Scopes as stored: space-separated, `NULL` for "every configured scope".
+fn scopes_column(scopes: &Option<Vec<String>>) -> Option<String> {
+    scopes.as_ref().map(|scopes| scopes.join(" "))
+}
+
+/// A refresh token row joined with its family.
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    id: String,
+    username: String,
+    scope: String,
+    created_at: i64,
+    expires_at: i64,
+    idle_expires_at: i64,
+    used: bool,
+}
+
+const USER_COLUMNS: &str =
+    "username, full_name, email, disabled, hashed_password, tokens_valid_after, scopes";
 const BUMP_REVISION: &str =
     "UPDATE store_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision";
 
@@ -266,7 +293,7 @@ impl Backend for SqlBackend {
     async fn changes_since(&self, revision: i64) -> Result<Changes, StoreError> {
         let users_sql = format!("SELECT {USER_COLUMNS} FROM users WHERE revision > $1");
         let snapshot = self.snapshot_statement();
-        let (now, users, removed) = with_pool!(self, pool => {
+        let (now, users, removed, revoked) = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if let Some(statement) = snapshot {
                 sqlx::query(statement).execute(&mut *tx).await?;
@@ -282,15 +309,24 @@ impl Backend for SqlBackend {
                 .bind(revision)
                 .fetch_all(&mut *tx)
                 .await?;
+            let revoked: Vec<(String, i64)> = sqlx::query_as("SELECT id, expires_at FROM revoked_tokens WHERE revision > $1")
+                .bind(revision)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
-            (now, users, removed)
+            (now, users, removed, revoked)
         });
-        Ok(Changes { revision: now, users: users.into_iter().map(UserRecord::from).collect(), removed })
+        Ok(Changes {
+            revision: now,
+            users: users.into_iter().map(UserRecord::from).collect(),
+            removed,
+            revoked,
+        })
     }
 
     async fn add(&self, users: Vec<UserRecord>) -> Result<(), StoreError> {
         let insert = format!(
-            "INSERT INTO users ({USER_COLUMNS}, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+            "INSERT INTO users ({USER_COLUMNS}, revision, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
         );
         let now = unix_now();
         with_pool!(self, pool => {
@@ -304,6 +340,8 @@ impl Backend for SqlBackend {
                     .bind(&user.email)
                     .bind(user.disabled)
                     .bind(&record.hashed_password)
+                    .bind(record.tokens_valid_after)
+                    .bind(scopes_column(&record.scopes))
                     .bind(revision)
                     .bind(now)
                     .execute(&mut *tx)
@@ -323,15 +361,28 @@ impl Backend for SqlBackend {
 
     async fn update(&self, username: &str, update: Update) -> Result<(), StoreError> {
         let now = unix_now();
+        let statement = "UPDATE users SET hashed_password = COALESCE($1, hashed_password), \
+            disabled = COALESCE($2, disabled), tokens_valid_after = COALESCE($3, tokens_valid_after), \
+            scopes = CASE WHEN $4 THEN $5 ELSE scopes END, revision = $6, updated_at = $7 WHERE username = $8";
         let changed = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
-            let statement = match &update {
-                Update::Password(hash) => sqlx::query("UPDATE users SET hashed_password = $1, revision = $2, updated_at = $3 WHERE username = $4").bind(hash.as_str()),
-                Update::Disabled(disabled) => sqlx::query("UPDATE users SET disabled = $1, revision = $2, updated_at = $3 WHERE username = $4").bind(*disabled),
-            };
-            let changed = statement.bind(revision).bind(now).bind(username).execute(&mut *tx).await?.rows_affected();
+            let changed = sqlx::query(statement)
+                .bind(update.password.as_deref())
+                .bind(update.disabled)
+                .bind(update.revoke_tokens_before)
+                .bind(update.scopes.is_some())
+                .bind(update.scopes.as_ref().and_then(scopes_column))
+                .bind(revision)
+                .bind(now)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if changed == 1 {
+                if update.revoke_tokens_before.is_some() {
+                    sqlx::query("DELETE FROM refresh_families WHERE username = $1").bind(username).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
             changed
@@ -345,6 +396,7 @@ impl Backend for SqlBackend {
             let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
             let removed = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&mut *tx).await?.rows_affected();
             if removed == 1 {
+                sqlx::query("DELETE FROM refresh_families WHERE username = $1").bind(username).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO removed_users (username, revision) VALUES ($1, $2) ON CONFLICT (username) DO UPDATE SET revision = excluded.revision")
                     .bind(username)
                     .bind(revision)
@@ -377,6 +429,109 @@ impl Backend for SqlBackend {
             replaced
         });
         Ok(replaced == 1)
+    }
+
+    async fn start_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        hash: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM refresh_families WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO refresh_families (id, username, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&family.id)
+                .bind(&family.username)
+                .bind(&family.scope)
+                .bind(family.created_at)
+                .bind(family.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO refresh_tokens (hash, family_id, idle_expires_at) VALUES ($1, $2, $3)")
+                .bind(hash)
+                .bind(&family.id)
+                .bind(idle_expires_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let query = "SELECT f.id, f.username, f.scope, f.created_at, f.expires_at, t.idle_expires_at, \
+            t.used_at IS NOT NULL AS used FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = $1";
+        let row: Option<RefreshRow> =
+            with_pool!(self, pool => sqlx::query_as(query).bind(hash).fetch_optional(pool).await?);
+        Ok(row.map(|row| RefreshToken {
+            family: RefreshFamily {
+                id: row.id,
+                username: row.username,
+                scope: row.scope,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+            },
+            idle_expires_at: row.idle_expires_at,
+            used: row.used,
+        }))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &str,
+        idle_expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let rotated = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let family: Option<String> = sqlx::query_scalar(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL RETURNING family_id",
+            )
+            .bind(now)
+            .bind(old)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match family {
+                Some(family) => {
+                    sqlx::query("INSERT INTO refresh_tokens (hash, family_id, idle_expires_at) VALUES ($1, $2, $3)")
+                        .bind(new)
+                        .bind(family)
+                        .bind(idle_expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    true
+                }
+                None => false,
+            }
+        });
+        Ok(rotated)
+    }
+
+    async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM refresh_families WHERE id = $1").bind(family_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    async fn revoke_access(&self, id: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP_REVISION).fetch_one(&mut *tx).await?;
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO revoked_tokens (id, expires_at, revision) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET revision = excluded.revision")
+                .bind(id)
+                .bind(expires_at)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }
 

@@ -32,14 +32,27 @@ impl User {
     }
 }
 
-/// A user as the store keeps it: the public fields and the password hash. The store does not
-/// look inside the hash (the auth domain parses and checks it). Its `Debug` hides the hash.
+/// A user as the store keeps it: the public fields, the password hash, and what governs the
+/// user's tokens. The store does not look inside the hash (the auth domain parses and checks
+/// it). Its `Debug` hides the hash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// What `/users/me/` shows.
     pub user: User,
     /// The password hash as stored (argon2 PHC, or a legacy format awaiting its upgrade).
     pub hashed_password: String,
+    /// The user's tokens issued before this time (Unix seconds) are refused: set when the user
+    /// logs out everywhere, changes password or is disabled. 0: none.
+    pub tokens_valid_after: i64,
+    /// The scopes the user may be granted; `None`: every configured scope.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl UserRecord {
+    /// A user with this hash, no token cut-off and no scope list.
+    pub fn new(user: User, hashed_password: impl Into<String>) -> Self {
+        Self { user, hashed_password: hashed_password.into(), tokens_valid_after: 0, scopes: None }
+    }
 }
 
 impl fmt::Debug for UserRecord {
@@ -47,6 +60,8 @@ impl fmt::Debug for UserRecord {
         f.debug_struct("UserRecord")
             .field("user", &self.user)
             .field("hashed_password", &"<redacted>")
+            .field("tokens_valid_after", &self.tokens_valid_after)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -60,12 +75,22 @@ pub struct UserInDb {
     pub json: Bytes,
     /// The password hash as stored.
     pub hashed_password: String,
+    /// The user's tokens issued before this time (Unix seconds) are refused.
+    pub tokens_valid_after: i64,
+    /// The scopes the user may be granted; `None`: every configured scope.
+    pub scopes: Option<Vec<String>>,
 }
 
 impl From<UserRecord> for UserInDb {
     fn from(record: UserRecord) -> Self {
         let json = Bytes::from(serde_json::to_vec(&record.user).expect("a User always serialises"));
-        Self { user: record.user, json, hashed_password: record.hashed_password }
+        Self {
+            user: record.user,
+            json,
+            hashed_password: record.hashed_password,
+            tokens_valid_after: record.tokens_valid_after,
+            scopes: record.scopes,
+        }
     }
 }
 
@@ -122,10 +147,8 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_hash() {
-        let record = UserRecord {
-            user: User { username: "bob".into(), email: None, full_name: None, disabled: None },
-            hashed_password: "$argon2id$secret-hash".into(),
-        };
+        let user = User { username: "bob".into(), email: None, full_name: None, disabled: None };
+        let record = UserRecord::new(user, "$argon2id$secret-hash");
         assert!(!format!("{record:?}").contains("secret-hash"));
         assert!(!format!("{:?}", UserInDb::from(record)).contains("secret-hash"));
     }

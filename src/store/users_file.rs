@@ -20,6 +20,8 @@ struct Entry {
     #[serde(default)]
     disabled: Option<bool>,
     hashed_password: String,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 /// One entry as `users list --json` prints it: the users-file shape without the hash.
@@ -115,7 +117,7 @@ pub fn parse(
             full_name: entry.full_name,
             disabled: entry.disabled,
         };
-        records.push(UserRecord { user, hashed_password: entry.hashed_password });
+        records.push(UserRecord { scopes: entry.scopes, ..UserRecord::new(user, entry.hashed_password) });
     }
     Ok(records)
 }

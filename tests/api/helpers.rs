@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oauth2_jwt_server::api::error::ErrorStyle;
 use oauth2_jwt_server::auth::hash_pool::HashingConfig;
 use oauth2_jwt_server::auth::keys::SecretKey;
 use oauth2_jwt_server::auth::throttle::ThrottleConfig;
@@ -53,6 +54,8 @@ pub fn test_config() -> Config {
         throttle: ThrottleConfig { enabled: false, ..ThrottleConfig::default() },
         trusted_proxies: Default::default(),
         limits: Limits::default(),
+        refresh_tokens: None,
+        token_errors: ErrorStyle::FastApi,
     }
 }
 

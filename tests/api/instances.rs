@@ -44,11 +44,11 @@ async fn seeded_database() -> Option<String> {
     test_store.url
 }
 
-/// A token for `username`, as any instance would mint it.
+/// A token for `username`, as any instance would mint it now (`exp` = now + 30 minutes).
 fn token_for(username: &str) -> String {
     forge(
         &json!({"alg": "HS256", "typ": "JWT"}),
-        &json!({"sub": username, "exp": now() + 600}),
+        &json!({"sub": username, "exp": now() + 1800}),
         SHARED_SECRET_KEY.as_bytes(),
     )
 }
@@ -120,8 +120,8 @@ async fn a_cli_change_is_seen_by_every_instance_within_a_second() {
     let Some(url) = seeded_database().await else { return };
     let servers = instances(&url, 3, &[]);
     let client = reqwest::Client::new();
-    let token = token_for("carol");
     let mut delays = Vec::new();
+    let mut token = token_for("carol");
 
     for (args, stdin, status) in [
         (vec!["users", "add", "carol"], "pw\n", 200),
@@ -130,6 +130,12 @@ async fn a_cli_change_is_seen_by_every_instance_within_a_second() {
         (vec!["users", "remove", "carol"], "", 401),
     ] {
         assert_exit(&cli(Some(&url), &args, stdin), 0, "");
+        if args[1] == "enable" {
+            // Disabling ended the tokens issued before it: probe with one minted after it.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            tokio::time::sleep(Duration::from_millis(1010 - u64::from(now.subsec_millis()))).await;
+            token = token_for("carol");
+        }
         let changed = Instant::now();
         for server in &servers {
             while me(&client, &server.address, &token).await.status != status {
@@ -150,10 +156,8 @@ async fn a_cli_change_is_seen_by_every_instance_within_a_second() {
 async fn sixty_four_parallel_logins_of_a_legacy_user_across_instances_leave_one_argon2id_hash() {
     let Some(test_store) = Backend::Postgres.seeded().await else { return };
     let url = test_store.url.clone().unwrap();
-    let legacy = UserRecord {
-        user: User { username: "legacy".into(), email: None, full_name: None, disabled: Some(false) },
-        hashed_password: LEGACY_HASH.into(),
-    };
+    let user = User { username: "legacy".into(), email: None, full_name: None, disabled: Some(false) };
+    let legacy = UserRecord::new(user, LEGACY_HASH);
     test_store.store.add(vec![legacy]).await.unwrap();
     let revision = test_store.store.revision();
     // Throttling off: every one of the 64 is checked and may race to upgrade (with it on, the

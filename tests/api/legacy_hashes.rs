@@ -44,9 +44,9 @@ const LEGACY: [(&str, &str, &str); 6] = [
 fn legacy_users() -> Vec<UserRecord> {
     LEGACY
         .iter()
-        .map(|(name, hash, _)| UserRecord {
-            user: User { username: (*name).into(), email: None, full_name: None, disabled: Some(false) },
-            hashed_password: (*hash).into(),
+        .map(|(name, hash, _)| {
+            let user = User { username: (*name).into(), email: None, full_name: None, disabled: Some(false) };
+            UserRecord::new(user, *hash)
         })
         .collect()
 }

@@ -19,4 +19,5 @@ mod shared_counters;
 mod signing_keys;
 mod store_faults;
 mod throttling;
+mod token_lifecycle;
 mod users_cli;

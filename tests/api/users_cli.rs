@@ -52,6 +52,21 @@ async fn server_on(url: &str) -> TestApp {
     TestApp::spawn_with(test_config(), store).await
 }
 
+/// A token for `username` as the server mints it now (`exp` = now + its 30 minutes).
+fn token_for(username: &str) -> String {
+    crate::helpers::token_with_claims(
+        &serde_json::json!({"sub": username, "exp": crate::helpers::now() + 1800}),
+    )
+}
+
+/// As `token_for`, minted in the next second: after a change that ended the tokens issued so
+/// far (they carry whole seconds).
+async fn token_after_this_second(username: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    tokio::time::sleep(Duration::from_millis(1000 - u64::from(now.subsec_millis()) + 10)).await;
+    token_for(username)
+}
+
 /// How long until `check` holds, polling every 20 ms; fails after 5 s.
 async fn time_until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -120,34 +135,39 @@ on_every_database! {
         let Some(test_store) = backend.seeded().await else { return };
         let url = test_store.url.clone().unwrap();
         let app = server_on(&url).await;
-        // A token for carol, valid as soon as the server knows her: it shows what the server
-        // sees without a password hash in each probe.
-        let token = crate::helpers::token_with_claims(&serde_json::json!({"sub": "carol", "exp": crate::helpers::now() + 600}));
-        let status = async || app.get_with_token("/users/me/", &token).await.status();
+        // Tokens for carol as the server mints them, so probes show what the server sees
+        // without a password hash each.
+        let status = async |token: &str| app.get_with_token("/users/me/", token).await.status();
         let hash_of_carol = || app.state.users.get("carol").unwrap().map(|user| user.hashed_password.clone());
         let mut delays = Vec::new();
 
-        assert_eq!(status().await, 401);
+        let first = token_for("carol");
+        assert_eq!(status(&first).await, 401);
         assert_exit(&cli(Some(&url), &["users", "add", "carol"], "first\n"), 0, "");
-        delays.push(time_until("added", async || status().await == 200).await);
+        delays.push(time_until("added", async || status(&first).await == 200).await);
         assert_eq!(app.login("carol", "first").await.status(), 200, "the new user logs in");
 
         assert_exit(&cli(Some(&url), &["users", "disable", "carol"], ""), 0, "");
-        delays.push(time_until("disabled", async || status().await == 400).await);
-        Answer::of(app.get_with_token("/users/me/", &token).await).await.assert_json(400, r#"{"detail":"Inactive user"}"#);
+        delays.push(time_until("disabled", async || status(&first).await == 400).await);
+        Answer::of(app.get_with_token("/users/me/", &first).await).await.assert_json(400, r#"{"detail":"Inactive user"}"#);
 
         assert_exit(&cli(Some(&url), &["users", "enable", "carol"], ""), 0, "");
-        delays.push(time_until("enabled", async || status().await == 200).await);
+        let second = token_after_this_second("carol").await;
+        delays.push(time_until("enabled", async || status(&second).await == 200).await);
+        assert_eq!(status(&first).await, 401, "disabling ended the tokens issued before it");
 
         let before = hash_of_carol();
         assert_exit(&cli(Some(&url), &["users", "set-password", "carol"], "second\n"), 0, "");
         delays.push(time_until("new password", async || hash_of_carol() != before).await);
+        assert_eq!(status(&second).await, 401, "a new password ends the tokens issued before it");
         assert_eq!(app.login("carol", "second").await.status(), 200, "the new password works");
         assert_eq!(app.login("carol", "first").await.status(), 401, "the old password no longer does");
 
+        let third = token_after_this_second("carol").await;
+        assert_eq!(status(&third).await, 200);
         assert_exit(&cli(Some(&url), &["users", "remove", "carol"], ""), 0, "");
-        delays.push(time_until("removed", async || status().await == 401).await);
-        Answer::of(app.get_with_token("/users/me/", &token).await).await.assert_401("Could not validate credentials");
+        delays.push(time_until("removed", async || status(&third).await == 401).await);
+        Answer::of(app.get_with_token("/users/me/", &third).await).await.assert_401("Could not validate credentials");
 
         for delay in &delays {
             assert!(*delay < Duration::from_secs(1), "seen within a second: {delays:?}");

@@ -42,9 +42,9 @@ struct Inner {
     known: HashMap<(u64, IpAddr), u64>,
 }
 
-/// The places an attempt holds.
+/// The places an attempt holds. Without a user, it is counted against its client only.
 pub(super) struct Ticket {
-    user: u64,
+    user: Option<u64>,
     ip: IpAddr,
     reserved: Vec<Key>,
 }
@@ -54,20 +54,23 @@ impl Tables {
         Self { hasher: RandomState::new(), started: Instant::now(), inner: Mutex::default() }
     }
 
-    /// Checks every key and takes a place under each, in one step under the lock.
+    /// Checks every key and takes a place under each, in one step under the lock. Without a
+    /// username, only the client's key counts.
     pub(super) fn reserve(
         &self,
         config: &ThrottleConfig,
-        username: &str,
+        username: Option<&str>,
         ip: IpAddr,
         now: Instant,
     ) -> Result<Ticket, Throttled> {
-        let (user, now) = (self.hasher.hash_one(username), self.ms(now));
+        let (user, now) = (username.map(|username| self.hasher.hash_one(username)), self.ms(now));
         let mut inner = self.lock();
-        let known = inner.known.get(&(user, ip)).is_some_and(|at| now < at + duration_ms(KNOWN_FOR));
-        let mut keys = vec![Key::UserIp(user, ip), Key::Ip(ip)];
-        if !known {
-            keys.push(Key::User(user));
+        let mut keys = vec![Key::Ip(ip)];
+        if let Some(user) = user {
+            keys.push(Key::UserIp(user, ip));
+            if inner.known.get(&(user, ip)).is_none_or(|at| now >= at + duration_ms(KNOWN_FOR)) {
+                keys.push(Key::User(user));
+            }
         }
         let refusals =
             keys.iter().filter_map(|key| config.refusal(inner.counters.get(key)?, key.kind(), now));
@@ -89,27 +92,30 @@ impl Tables {
                 counter.pending = counter.pending.saturating_sub(1);
             }
         }
-        let user_keys = [Key::UserIp(ticket.user, ticket.ip), Key::User(ticket.user)];
+        let user_keys: Vec<Key> =
+            ticket.user.map(|user| vec![Key::UserIp(user, ticket.ip), Key::User(user)]).unwrap_or_default();
         match outcome {
             // A failure counts under all three keys, the username-wide one even from a known IP.
             Outcome::Failure => {
-                for key in [user_keys[0], user_keys[1], Key::Ip(ticket.ip)] {
+                for key in user_keys.iter().copied().chain([Key::Ip(ticket.ip)]) {
                     config.count_failure(inner.counter(config, key, now), key.kind(), now);
                 }
             }
             Outcome::Success => {
-                for key in user_keys {
-                    if let Some(counter) = inner.counters.get_mut(&key) {
+                for key in &user_keys {
+                    if let Some(counter) = inner.counters.get_mut(key) {
                         counter.failures = 0;
                         counter.blocked_until = None;
                     }
                 }
-                let pair = (ticket.user, ticket.ip);
-                if !inner.known.contains_key(&pair) {
-                    let horizon = duration_ms(KNOWN_FOR);
-                    make_room(&mut inner.known, config.max_entries, |at| now >= at + horizon, |at| *at);
+                if let Some(user) = ticket.user {
+                    let pair = (user, ticket.ip);
+                    if !inner.known.contains_key(&pair) {
+                        let horizon = duration_ms(KNOWN_FOR);
+                        make_room(&mut inner.known, config.max_entries, |at| now >= at + horizon, |at| *at);
+                    }
+                    inner.known.insert(pair, now);
                 }
-                inner.known.insert(pair, now);
             }
             Outcome::Abandoned => {}
         }
@@ -185,7 +191,7 @@ mod tests {
 
     impl T {
         fn reserve(&self, username: &str, ip: IpAddr, now: Instant) -> Result<Held<'_>, Throttled> {
-            let ticket = self.tables.reserve(&self.config, username, ip, now)?;
+            let ticket = self.tables.reserve(&self.config, Some(username), ip, now)?;
             Ok(Held { t: self, ticket: Some(ticket) })
         }
 

@@ -234,6 +234,16 @@ impl LoginThrottle {
     /// each, in one step. Refused while a key is locked out, or while as many attempts are in
     /// flight under a key as could still reach its threshold.
     pub async fn reserve(self: &Arc<Self>, username: &str, ip: IpAddr) -> Result<Attempt, Refusal> {
+        self.reserve_keys(Some(username), ip).await
+    }
+
+    /// As `reserve`, for an attempt without a username (a refresh token): only the client's
+    /// address is counted.
+    pub async fn reserve_for_client(self: &Arc<Self>, ip: IpAddr) -> Result<Attempt, Refusal> {
+        self.reserve_keys(None, ip).await
+    }
+
+    async fn reserve_keys(self: &Arc<Self>, username: Option<&str>, ip: IpAddr) -> Result<Attempt, Refusal> {
         let ticket = match &self.counters {
             Counters::Off => None,
             Counters::Local(tables) => Some(Ticket::Local(

@@ -33,37 +33,54 @@ pub(super) struct Ticket {
     reserved: Vec<String>,
 }
 
-/// An attempt's three keys and its (username, IP) pair, as the tables name them.
+/// An attempt's keys and its (username, IP) pair, as the tables name them. Without a
+/// username (a refresh token), only the client's key.
 struct Keys {
+    ip: String,
+    user: Option<UserKeys>,
+}
+
+struct UserKeys {
     user_ip: String,
     user: String,
-    ip: String,
     pair: String,
 }
 
 impl Keys {
-    fn new(counters: &SharedCounters, username: &str, ip: IpAddr) -> Self {
-        let user = counters.username_key(username);
-        Self {
-            user_ip: format!("ui:{user}:{ip}"),
-            ip: format!("i:{ip}"),
-            pair: format!("{user}/{ip}"),
-            user: format!("u:{user}"),
-        }
+    fn new(counters: &SharedCounters, username: Option<&str>, ip: IpAddr) -> Self {
+        let user = username.map(|username| {
+            let user = counters.username_key(username);
+            UserKeys {
+                user_ip: format!("ui:{user}:{ip}"),
+                pair: format!("{user}/{ip}"),
+                user: format!("u:{user}"),
+            }
+        });
+        Self { ip: format!("i:{ip}"), user }
     }
 
     fn kind(&self, key: &str) -> Kind {
-        if key == self.user_ip {
-            Kind::UserIp
-        } else if key == self.user {
-            Kind::User
-        } else {
-            Kind::Ip
+        match &self.user {
+            Some(user) if key == user.user_ip => Kind::UserIp,
+            Some(user) if key == user.user => Kind::User,
+            _ => Kind::Ip,
         }
     }
 
-    fn all(&self) -> [String; 3] {
-        [self.user_ip.clone(), self.user.clone(), self.ip.clone()]
+    fn all(&self) -> Vec<String> {
+        let mut keys = vec![self.ip.clone()];
+        if let Some(user) = &self.user {
+            keys.extend([user.user_ip.clone(), user.user.clone()]);
+        }
+        keys
+    }
+
+    fn pair(&self) -> &str {
+        self.user.as_ref().map_or("", |user| user.pair.as_str())
+    }
+
+    fn is_user_wide(&self, key: &str) -> bool {
+        self.user.as_ref().is_some_and(|user| key == user.user)
     }
 }
 
@@ -76,16 +93,16 @@ impl Tables {
     pub(super) async fn reserve(
         &self,
         config: &ThrottleConfig,
-        username: &str,
+        username: Option<&str>,
         ip: IpAddr,
     ) -> Result<Ticket, Refusal> {
         let keys = Keys::new(&self.counters, username, ip);
         let result = async {
-            let mut tx = self.counters.lock(&keys.all(), &keys.pair, None).await?;
+            let mut tx = self.counters.lock(&keys.all(), keys.pair(), None).await?;
             let since = tx.now_ms.saturating_sub(i64::try_from(duration_ms(KNOWN_FOR)).unwrap_or(i64::MAX));
             let known = tx.known_at.is_some_and(|at| at > since);
             let now = clock(&tx);
-            let applies = |row: &CounterRow| !(known && row.key == keys.user);
+            let applies = |row: &CounterRow| !(known && keys.is_user_wide(&row.key));
             let refusals = tx
                 .rows
                 .iter()
@@ -138,7 +155,7 @@ async fn settle(
     outcome: Outcome,
 ) -> Result<(), StoreError> {
     let keys = &ticket.keys;
-    let mut tx = counters.lock(&keys.all(), &keys.pair, Some(ticket.id)).await?;
+    let mut tx = counters.lock(&keys.all(), keys.pair(), Some(ticket.id)).await?;
     // After a lease ran out, the purge already gave the places back.
     let held = tx.held;
     let now = clock(&tx);
@@ -158,7 +175,7 @@ async fn settle(
         }
         store(row, &count);
     }
-    tx.commit(outcome == Outcome::Success, None).await?;
+    tx.commit(outcome == Outcome::Success && keys.user.is_some(), None).await?;
     Ok(())
 }
 
