@@ -11,15 +11,13 @@ use axum::extract::Path;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
 use utoipa::OpenApi;
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::fallback::method_not_allowed;
 use crate::api::openapi::ApiDoc;
-
-static OPENAPI_JSON: LazyLock<Vec<u8>> =
-    LazyLock::new(|| serde_json::to_vec(&ApiDoc::openapi()).expect("the OpenAPI document serialises"));
 
 static SWAGGER_HTML: LazyLock<String> =
     LazyLock::new(|| include_str!("docs/swagger.html").replace("{title}", &ApiDoc::openapi().info.title));
@@ -29,10 +27,15 @@ static REDOC_HTML: LazyLock<String> =
 
 const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc/redoc.standalone.js");
 
-/// Routes for the OpenAPI document and the two documentation UIs.
-pub fn router() -> Router<AppState> {
+/// Routes for the OpenAPI document (rendered once, for the configuration: `openapi::document`)
+/// and the two documentation UIs.
+pub fn router(openapi_json: Bytes) -> Router<AppState> {
     // Documentation pages answer HEAD too, as FastAPI's do.
     let page = |route: MethodRouter<AppState>| route.fallback(method_not_allowed("GET, HEAD"));
+    let openapi_json = move || {
+        let body = openapi_json.clone();
+        async move { ([(CONTENT_TYPE, "application/json")], body).into_response() }
+    };
     Router::new()
         .route("/openapi.json", page(get(openapi_json)))
         .route("/docs", page(get(|| async { Html(SWAGGER_HTML.as_str()) })))
@@ -43,10 +46,6 @@ pub fn router() -> Router<AppState> {
             "/redoc/redoc.standalone.js",
             page(get(|| async { ([(CONTENT_TYPE, "text/javascript")], REDOC_JS) })),
         )
-}
-
-async fn openapi_json() -> Response {
-    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_slice()).into_response()
 }
 
 async fn swagger_file_owned(file: String) -> Response {

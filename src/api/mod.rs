@@ -35,10 +35,12 @@ use axum::http::header::{CACHE_CONTROL, PRAGMA};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
+use bytes::Bytes;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::client_ip::TrustedProxies;
 use crate::api::error::ErrorStyle;
+use crate::api::openapi::DocOptions;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::login::Authenticator;
 use crate::auth::refresh::RefreshConfig;
@@ -115,7 +117,13 @@ pub fn router(state: AppState) -> Router {
         .route("/users/me/items/", items.clone())
         .route("/users/me/items", items)
         .layer(no_store());
-    let mut router = Router::new().merge(token).merge(users).merge(docs::router());
+    let options = DocOptions {
+        refresh_tokens: state.refresh.is_some(),
+        jwks: state.tokens.public_jwks().is_some(),
+        rfc6749_errors: state.token_errors == ErrorStyle::Rfc6749,
+    };
+    let openapi_json = Bytes::from(openapi::document(options));
+    let mut router = Router::new().merge(token).merge(users).merge(docs::router(openapi_json));
     // Without a key file there is no key set to publish, and the path stays a 404.
     if let Some(jwks) = state.tokens.public_jwks() {
         router = router.merge(jwks::router(jwks.clone()));

@@ -5,6 +5,7 @@
 //! optional fields are `"type": [T, "null"]` where pydantic writes `anyOf: [T, null]` (the same
 //! schema in JSON Schema 2020-12), and properties come in name order, not declaration order.
 
+use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Operation, Paths};
 use utoipa::openapi::schema::{Object, Schema, Type};
@@ -146,4 +147,127 @@ fn pydantic_title(field: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What the served document describes beyond the tutorial's three paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DocOptions {
+    /// Refresh tokens are on: the refresh grant on `/token`, `/revoke`, and `refreshUrl`.
+    pub refresh_tokens: bool,
+    /// A key set is configured: `/.well-known/jwks.json`.
+    pub jwks: bool,
+    /// `/token` answers errors in RFC 6749's shape.
+    pub rfc6749_errors: bool,
+}
+
+/// The document as served for these options, as compact JSON. With none of them it is
+/// `ApiDoc`'s, byte for byte; each option amends it where the server answers differently.
+pub fn document(options: DocOptions) -> Vec<u8> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    if options.refresh_tokens {
+        describe_refresh_tokens(&mut doc);
+    } else {
+        // The token answer's extra fields appear only with refresh tokens.
+        if let Some(token) =
+            doc.pointer_mut("/components/schemas/Token/properties").and_then(Value::as_object_mut)
+        {
+            token.retain(|name, _| name == "access_token" || name == "token_type");
+        }
+    }
+    if options.rfc6749_errors {
+        describe_rfc6749_errors(&mut doc);
+    }
+    if options.jwks {
+        describe_jwks(&mut doc);
+    }
+    serde_json::to_vec(&doc).expect("the OpenAPI document serialises")
+}
+
+/// RFC 6749 §5.2's error body, with the status codes of an OAuth2 client library's eyes.
+fn oauth_error_schema() -> Value {
+    json!({
+        "title": "OAuthError",
+        "type": "object",
+        "required": ["error", "error_description"],
+        "properties": {
+            "error": {"title": "Error", "type": "string", "description": "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `temporarily_unavailable` or `server_error` (RFC 6749 §5.2)"},
+            "error_description": {"title": "Error Description", "type": "string", "description": "Words for a developer"}
+        }
+    })
+}
+
+fn describe_refresh_tokens(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["OAuthError"] = oauth_error_schema();
+    let form = &mut schemas["Body_login_for_access_token_token_post"];
+    form["properties"]["grant_type"]["pattern"] = json!("^(password|refresh_token)$");
+    form["properties"]["refresh_token"] = json!({
+        "title": "Refresh Token", "type": ["string", "null"], "format": "password",
+        "description": "With `grant_type=refresh_token`: the refresh token to exchange (RFC 6749 §6); it stops working, and presenting it again ends its whole family"
+    });
+    form["required"] = json!([]);
+    form["description"] = json!(
+        "The password grant needs `username` and `password`; the refresh grant needs `grant_type=refresh_token` and `refresh_token`."
+    );
+    doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["refreshUrl"] =
+        json!("token");
+    let token = &mut doc["paths"]["/token"]["post"];
+    token["description"] = json!(
+        "The password grant (the tutorial's form) or, with `grant_type=refresh_token`, the refresh grant (RFC 6749 §6): both answer an access token and a new refresh token. The refresh grant's errors are RFC 6749's: 400 `invalid_grant` for a refresh token that is unknown, expired, revoked or reused (reuse ends its family), 400 `invalid_request` or `unsupported_grant_type`."
+    );
+    token["responses"]["400"]["content"]["application/json"]["schema"] = json!({"anyOf": [{"$ref": "#/components/schemas/HTTPError"}, {"$ref": "#/components/schemas/OAuthError"}]});
+    let form_schema = |properties: Value, required: Value| json!({"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": properties, "required": required}}}, "required": true});
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}});
+    doc["paths"]["/revoke"] = json!({"post": {
+        "summary": "Revoke Token",
+        "description": "RFC 7009: a refresh token ends with its whole family; an access token is refused everywhere until it would have expired. The answer is the same whether or not the token was known.",
+        "operationId": "revoke_token_revoke_post",
+        "requestBody": form_schema(
+            json!({
+                "token": {"title": "Token", "type": "string", "format": "password"},
+                "token_type_hint": {"title": "Token Type Hint", "type": "string", "enum": ["access_token", "refresh_token"], "description": "Where to look first; both kinds are looked for"}
+            }),
+            json!(["token"]),
+        ),
+        "responses": {
+            "200": {"description": "Revoked, or not a token of ours (empty body)"},
+            "400": error("`invalid_request`: no `token`, or a parameter sent twice"),
+            "408": error("The request body was not received in time"),
+            "413": error("The request body is over the limit (16 KiB)"),
+            "503": {"description": "The database is unavailable, or the request took too long on our side", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}, "headers": {"Retry-After": {"description": "Seconds after which a retry may succeed", "required": true, "schema": {"type": "integer"}}}}
+        }
+    }});
+}
+
+fn describe_rfc6749_errors(doc: &mut Value) {
+    doc["components"]["schemas"]["OAuthError"] = oauth_error_schema();
+    let oauth = json!({"$ref": "#/components/schemas/OAuthError"});
+    let Some(responses) = doc.pointer_mut("/paths/~1token/post/responses").and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    responses.remove("401");
+    responses.remove("422");
+    responses.insert(
+        "400".into(),
+        json!({"description": "`invalid_grant` (wrong username or password, or a refresh token that no longer works), `invalid_request` (a form that does not validate), `unsupported_grant_type`", "content": {"application/json": {"schema": oauth}}}),
+    );
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('4') || status.starts_with('5') {
+            response["content"]["application/json"]["schema"] = oauth.clone();
+        }
+    }
+}
+
+fn describe_jwks(doc: &mut Value) {
+    doc["paths"]["/.well-known/jwks.json"] = json!({"get": {
+        "summary": "Signing Keys",
+        "description": "The public keys that check our access tokens (RFC 7517 key set): every asymmetric key of `JWT_KEYS_FILE`, never a symmetric one. A token's `kid` names its key.",
+        "operationId": "jwks_well_known_jwks_json_get",
+        "responses": {"200": {
+            "description": "The key set",
+            "headers": {"Cache-Control": {"description": "`public, max-age=300`: resource servers may keep the set five minutes", "required": true, "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "kid", "alg", "use"]}}}}}}
+        }}
+    }});
 }

@@ -16,8 +16,9 @@ use crate::api::form::FormFields;
 use crate::api::token::{revoke_endpoint, token_endpoint};
 use crate::store::User;
 
-/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model (which has only the
-/// first two fields; the others appear when refresh tokens are on).
+// The tutorial's `Token` model has only the first two fields; the others appear when refresh
+// tokens are on (and only then in the OpenAPI document: `openapi::document`).
+/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(title = "Token")]
 pub struct Token {

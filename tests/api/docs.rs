@@ -71,3 +71,53 @@ async fn redoc_is_served_with_its_script_vendored() {
     assert_eq!(script.status(), 200);
     assert!(script.bytes().await.unwrap().len() > 500_000);
 }
+
+#[tokio::test]
+async fn with_no_settings_the_openapi_document_keeps_its_bytes() {
+    let app = TestApp::spawn().await;
+
+    let answer = Answer::of(app.get("/openapi.json", None).await).await;
+
+    // Served by the server before any of the optional features existed.
+    assert_eq!(answer.body, include_str!("fixtures/openapi-default.json"));
+}
+
+#[tokio::test]
+async fn with_refresh_tokens_and_a_key_set_the_document_describes_them() {
+    let keys = oauth2_jwt_server::auth::keys::SigningKeys::from_jwks(&format!(
+        r#"{{"keys":[{}]}}"#,
+        oauth2_jwt_server::auth::keys::generate(oauth2_jwt_server::auth::keys::KeyAlgorithm::EdDSA).unwrap()
+    ))
+    .unwrap();
+    let config = oauth2_jwt_server::config::Config {
+        refresh_tokens: Some(oauth2_jwt_server::auth::refresh::RefreshConfig {
+            lifetime: std::time::Duration::from_secs(86_400),
+            idle: std::time::Duration::from_secs(3600),
+        }),
+        jwt_keys: Some(keys),
+        ..crate::helpers::test_config()
+    };
+    let app = TestApp::spawn_with(config, oauth2_jwt_server::store::UserStore::seeded()).await;
+
+    let doc: Value =
+        serde_json::from_str(&Answer::of(app.get("/openapi.json", None).await).await.body).unwrap();
+
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/token", "/users/me/", "/users/me/items/", "/revoke", "/.well-known/jwks.json"]);
+    let flow = &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+    assert_eq!((flow["tokenUrl"].as_str(), flow["refreshUrl"].as_str()), (Some("token"), Some("token")));
+    let form = &doc["components"]["schemas"]["Body_login_for_access_token_token_post"];
+    assert_eq!(form["properties"]["grant_type"]["pattern"], "^(password|refresh_token)$");
+    assert!(form["properties"]["refresh_token"].is_object());
+    let token = doc["components"]["schemas"]["Token"]["properties"].as_object().unwrap();
+    assert_eq!(
+        token.keys().collect::<Vec<_>>(),
+        ["access_token", "token_type", "expires_in", "refresh_token"]
+    );
+    assert_eq!(
+        doc["paths"]["/revoke"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+            ["required"],
+        serde_json::json!(["token"])
+    );
+    assert!(doc["components"]["schemas"]["OAuthError"].is_object());
+}

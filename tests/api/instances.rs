@@ -380,3 +380,81 @@ async fn a_rolling_restart_behind_a_load_balancer_fails_no_request() {
     assert!(errors.is_empty(), "{} of {served} requests failed: {errors:?}", errors.len());
     assert!(served > 100, "{served}");
 }
+
+#[tokio::test]
+async fn tokens_are_refreshed_and_revoked_on_any_instance_and_refused_by_all_within_a_second() {
+    let Some(url) = seeded_database().await else { return };
+    let servers = instances(&url, 3, &[("REFRESH_TOKEN_EXPIRE_DAYS", "30")]);
+    let client = reqwest::Client::new();
+    let form_post = |server: &str, path: &str, fields: Vec<(&'static str, String)>| {
+        client.post(format!("{server}{path}")).form(&fields).send()
+    };
+    let tokens = |answer: &Answer| -> (String, String) {
+        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let all_answer = async |token: &str, status: u16| {
+        let started = Instant::now();
+        for server in &servers {
+            while me(&client, &server.address, token).await.status != status {
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "{} still not {status} after 1 s",
+                    server.address
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        started.elapsed()
+    };
+
+    // Logged in on the first, refreshed on the second: the family lives in the database.
+    let login = login(&client, &servers[0].address, "johndoe", "secret", "198.51.100.60").await;
+    let (access, refresh) = tokens(&login);
+    let refreshed = Answer::of(
+        form_post(
+            &servers[1].address,
+            "/token",
+            vec![("grant_type", "refresh_token".into()), ("refresh_token", refresh.clone())],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let (new_access, new_refresh) = tokens(&refreshed);
+    // The third sees the first refresh token as used: reuse, which ends the family.
+    let reuse = form_post(
+        &servers[2].address,
+        "/token",
+        vec![("grant_type", "refresh_token".into()), ("refresh_token", refresh)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reuse.status(), 400);
+    let after_reuse = form_post(
+        &servers[0].address,
+        "/token",
+        vec![("grant_type", "refresh_token".into()), ("refresh_token", new_refresh)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(after_reuse.status(), 400, "the family ended everywhere");
+
+    // An access token revoked on one instance is refused by all within a second.
+    all_answer(&access, 200).await;
+    let revoked = form_post(&servers[1].address, "/revoke", vec![("token", access.clone())]).await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    let revocation_seen = all_answer(&access, 401).await;
+    assert_eq!(me(&client, &servers[0].address, &new_access).await.status, 200, "other tokens live on");
+
+    // Logging out everywhere with the CLI: every instance refuses the tokens issued before.
+    assert_exit(&cli(Some(&url), &["users", "revoke-tokens", "johndoe"], ""), 0, "");
+    let logout_seen = all_answer(&new_access, 401).await;
+    eprintln!(
+        "a revocation was seen by all three after {revocation_seen:?}, a logout everywhere after {logout_seen:?}"
+    );
+}

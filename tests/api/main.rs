@@ -10,6 +10,7 @@ mod helpers;
 mod instances;
 mod legacy_hashes;
 mod login;
+mod oauth2_client;
 mod operations;
 mod postgres;
 mod postgres_harness;

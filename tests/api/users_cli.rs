@@ -108,7 +108,7 @@ on_every_database! {
         let run = |args: &[&str], stdin: &str| cli(Some(&url), args, stdin);
 
         assert_exit(&run(&["users", "add", "johndoe"], "pw\n"), 1, "user \"johndoe\" already exists");
-        for command in ["set-password", "disable", "enable", "remove"] {
+        for command in ["set-password", "disable", "enable", "remove", "revoke-tokens"] {
             assert_exit(&run(&["users", command, "nobody"], "pw\n"), 1, "no user \"nobody\"");
         }
         assert_exit(&run(&["users", "add", "carol"], "\n"), 1, "empty password");
