@@ -1,5 +1,7 @@
 // Real-browser test of the Swagger UI at /docs: Debian's Chromium driven by playwright-core.
 // Usage: BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=target/e2e/screenshots node swagger-ui.mjs
+// EXTRA_OPERATIONS='[["POST", "/revoke", "Revoke Token"]]' lists the operations a configured
+// server shows after the tutorial's three.
 // (e2e/run.sh builds and starts the server and runs this). Exits non-zero on any failed check.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { chromium } from 'playwright-core';
 const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const EXTRA_OPERATIONS = JSON.parse(process.env.EXTRA_OPERATIONS ?? '[]');
 const TIMEOUT = 15_000;
 if (!BASE_URL || !SCREENSHOT_DIR) {
   console.error('usage: BASE_URL=http://127.0.0.1:PORT SCREENSHOT_DIR=dir node swagger-ui.mjs');
@@ -167,6 +170,7 @@ try {
     ['POST', '/token', 'Login For Access Token'],
     ['GET', '/users/me/', 'Read Users Me'],
     ['GET', '/users/me/items/', 'Read Own Items'],
+    ...EXTRA_OPERATIONS,
   ];
   await page.locator('.opblock').nth(expected.length - 1).waitFor();
   const shown = await page.locator('.opblock').evaluateAll((blocks) =>

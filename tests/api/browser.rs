@@ -24,8 +24,9 @@ fn missing_prerequisites(e2e: &Path) -> Vec<String> {
     missing
 }
 
-#[tokio::test]
-async fn swagger_ui_logs_in_and_tries_both_protected_routes_in_a_real_browser() {
+/// Runs `e2e/swagger-ui.mjs` against `app` (expecting `extra_operations` after the tutorial's
+/// three), or says plainly why it cannot run; screenshots go to `target/e2e/<name>/`.
+async fn drive_swagger_ui(app: &TestApp, extra_operations: &str, name: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let missing = missing_prerequisites(&root.join("e2e"));
     if !missing.is_empty() {
@@ -38,13 +39,13 @@ async fn swagger_ui_logs_in_and_tries_both_protected_routes_in_a_real_browser() 
         let _ = writeln!(std::io::stderr(), "\n{notice}\n");
         return;
     }
-    let app = TestApp::spawn().await;
 
     let run = tokio::process::Command::new("node")
         .arg(root.join("e2e/swagger-ui.mjs"))
         .env("BASE_URL", &app.address)
-        .env("SCREENSHOT_DIR", root.join("target/e2e/screenshots"))
+        .env("SCREENSHOT_DIR", root.join("target/e2e").join(name))
         .env("CHROMIUM", CHROMIUM)
+        .env("EXTRA_OPERATIONS", extra_operations)
         .output()
         .await
         .expect("node runs");
@@ -55,4 +56,29 @@ async fn swagger_ui_logs_in_and_tries_both_protected_routes_in_a_real_browser() 
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+#[tokio::test]
+async fn swagger_ui_logs_in_and_tries_both_protected_routes_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+
+    drive_swagger_ui(&app, "[]", "screenshots").await;
+}
+
+#[tokio::test]
+async fn swagger_ui_keeps_working_with_refresh_tokens_and_a_key_set() {
+    use oauth2_jwt_server::auth::keys::{KeyAlgorithm, SigningKeys, generate};
+    let jwk = generate(KeyAlgorithm::EdDSA).unwrap();
+    let config = oauth2_jwt_server::config::Config {
+        refresh_tokens: Some(oauth2_jwt_server::auth::refresh::RefreshConfig {
+            lifetime: std::time::Duration::from_secs(86_400),
+            idle: std::time::Duration::from_secs(3600),
+        }),
+        jwt_keys: Some(SigningKeys::from_jwks(&format!(r#"{{"keys":[{jwk}]}}"#)).unwrap()),
+        ..crate::helpers::test_config()
+    };
+    let app = TestApp::spawn_with(config, oauth2_jwt_server::store::UserStore::seeded()).await;
+
+    let extra = r#"[["POST", "/revoke", "Revoke Token"], ["GET", "/.well-known/jwks.json", "Signing Keys"]]"#;
+    drive_swagger_ui(&app, extra, "screenshots-lifecycle").await;
 }
