@@ -6,6 +6,8 @@
 #
 #   bench/backends.sh                                  # me_c64 and login_c4, 3 rounds (about 2 min)
 #   ROUNDS=5 SCENARIOS="me_c64 items_c64 login_c4" bench/backends.sh
+#   SERVER_ENV="REFRESH_TOKEN_EXPIRE_DAYS=30" SCENARIOS="refresh_c4 login_c4" bench/backends.sh
+#                                                      # refresh grants per second, per store
 #
 # Writes target/bench/backends.json. Needs wrk (installed by load.sh when root) and Debian's
 # postgresql (installed here when root).
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${ROUNDS:=3}" "${SCENARIOS:=me_c64 login_c4}" "${DUR:=5}" "${LDUR:=6}" "${BACKENDS:=memory sqlite postgres}"
-: "${OUT:=target/bench/backends.json}"
+: "${OUT:=target/bench/backends.json}" "${SERVER_ENV:=}"
 export DUR LDUR
 # shellcheck source=bench/postgres.sh
 . bench/postgres.sh
@@ -44,7 +46,7 @@ start() {
     (cd "$WORK" && DATABASE_URL=$database "$BIN" users import seed.json >/dev/null)
   fi
   (cd "$WORK" && env BIND_ADDR=127.0.0.1:0 SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off \
-    RUST_LOG=warn,oauth2_jwt_server=info ${database:+DATABASE_URL=$database} \
+    RUST_LOG=warn,oauth2_jwt_server=info ${database:+DATABASE_URL=$database} $SERVER_ENV \
     timeout -k 5 3600 "$BIN") >"$WORK/$name.log" 2>&1 &
   WRAPPERS+=("$!")
   for _ in $(seq 100); do

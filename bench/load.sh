@@ -9,7 +9,9 @@
 #
 # Knobs (environment):
 #   DUR=5          seconds per read scenario       LDUR=6   seconds per login scenario (+4 at 16+)
-#   SCENARIOS      names, in order: me_cN, items_cN, login_cN, badlogin_cN (unknown user), mix
+#   SCENARIOS      names, in order: me_cN, items_cN, login_cN, badlogin_cN (unknown user),
+#                  refresh_cN (N clients exchanging refresh tokens, with examples/refresh_load;
+#                  the server needs REFRESH_TOKEN_EXPIRE_DAYS), mix
 #                  (GET /users/me/ at 16 connections while 4 logins are kept in flight), mix_cN
 #                  (the same with N logins in flight: a login storm)
 #   BASE_URL       benchmark a server that is already running instead of starting ours;
@@ -212,6 +214,7 @@ run_scenario() {
     items_c[0-9]*) conns=${name#items_c}; path=/users/me/items/ ;;
     login_c[0-9]*) conns=${name#login_c}; path=/token; method=POST; body=$LOGIN_BODY; token=""; secs=$LDUR ;;
     badlogin_c[0-9]*) conns=${name#badlogin_c}; path=/token; method=POST; body=$BAD_BODY; token=""; secs=$LDUR ;;
+    refresh_c[0-9]*) conns=${name#refresh_c}; path=/token; method=REFRESH; secs=$LDUR ;;
     mix) conns=16; storm=4 ;;
     mix_c[0-9]*) conns=16; storm=${name#mix_c} ;;
     *) say "unknown scenario $name"; exit 2 ;;
@@ -234,6 +237,12 @@ run_scenario() {
     start_wrk "$WORK/reads" "$conns" "$secs" "$path" GET "" "$token"
     wait "$WRK_PID" "$logins_wrk" || true
     logins=$(wrk_result "$WORK/logins")
+  elif [ "$method" = REFRESH ]; then
+    # wrk cannot follow a rotating token: each client here uses the one its last answer gave.
+    "$ROOT/target/release/examples/refresh_load" "$BASE_URL" "$conns" "$secs" >"$WORK/reads" 2>&1 &
+    WRK_PID=$!
+    HELPERS+=("$WRK_PID")
+    wait "$WRK_PID" || true
   else
     start_wrk "$WORK/reads" "$conns" "$secs" "$path" "$method" "$body" "$token"
     wait "$WRK_PID" || true
@@ -309,8 +318,12 @@ PY
 main() {
   local name
   for name in $SCENARIOS; do  # fail before building anything
-    [[ $name =~ ^((me|items|login|badlogin|mix)_c[1-9][0-9]*|mix)$ ]] || { say "unknown scenario $name"; exit 2; }
+    [[ $name =~ ^((me|items|login|badlogin|refresh|mix)_c[1-9][0-9]*|mix)$ ]] || { say "unknown scenario $name"; exit 2; }
   done
+  if [[ " $SCENARIOS " == *" refresh_c"* ]]; then
+    say "building examples/refresh_load"
+    cargo build --release --locked --example refresh_load
+  fi
   need_tools
   LOAD1=$(cut -d' ' -f1 /proc/loadavg)
   WHEN=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -21,10 +21,12 @@ struct Tables {
     users: HashMap<String, (UserRecord, i64)>,
     /// Removed usernames with the revision of their removal.
     removed: HashMap<String, i64>,
-    /// Refresh-token families by id.
-    families: HashMap<String, RefreshFamily>,
+    /// Refresh-token families by id, with the hashes of their tokens.
+    families: HashMap<String, (RefreshFamily, Vec<String>)>,
     /// Refresh tokens by hash: family id, idle expiry, used.
     refresh_tokens: HashMap<String, (String, i64, bool)>,
+    /// When to next forget ended refresh-token families (milliseconds since the epoch).
+    next_purge: i64,
     /// Revoked access tokens by id: expiry and the revision of the revocation.
     revoked: HashMap<String, (i64, i64)>,
 }
@@ -40,10 +42,21 @@ impl Tables {
     }
 
     /// Ends every refresh-token family for which `ends` holds.
+    /// Ends every refresh-token family for which `ends` holds, with its tokens.
     fn end_families(&mut self, ends: impl Fn(&RefreshFamily) -> bool) {
-        self.families.retain(|_, family| !ends(family));
-        let families = &self.families;
-        self.refresh_tokens.retain(|_, (family, _, _)| families.contains_key(family));
+        let ended: Vec<String> = self
+            .families
+            .values()
+            .filter(|(family, _)| ends(family))
+            .map(|(family, _)| family.id.clone())
+            .collect();
+        for id in ended {
+            if let Some((_, hashes)) = self.families.remove(&id) {
+                for hash in hashes {
+                    self.refresh_tokens.remove(&hash);
+                }
+            }
+        }
     }
 }
 
@@ -171,8 +184,12 @@ impl Backend for MemoryBackend {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tables = self.lock();
-        tables.end_families(|family| family.expires_at <= now);
-        tables.families.insert(family.id.clone(), family.clone());
+        // Ended families are forgotten a minute at a time, not at every login.
+        if now >= tables.next_purge {
+            tables.end_families(|family| family.expires_at <= now);
+            tables.next_purge = now + 60_000;
+        }
+        tables.families.insert(family.id.clone(), (family.clone(), vec![hash.to_owned()]));
         tables.refresh_tokens.insert(hash.to_owned(), (family.id.clone(), idle_expires_at, false));
         Ok(())
     }
@@ -182,7 +199,7 @@ impl Backend for MemoryBackend {
         let Some((family_id, idle_expires_at, used)) = tables.refresh_tokens.get(hash) else {
             return Ok(None);
         };
-        let family = tables.families.get(family_id).cloned();
+        let family = tables.families.get(family_id).map(|(family, _)| family.clone());
         Ok(family.map(|family| RefreshToken { family, idle_expires_at: *idle_expires_at, used: *used }))
     }
 
@@ -200,12 +217,20 @@ impl Backend for MemoryBackend {
         }
         *used = true;
         let family_id = family_id.clone();
+        if let Some((_, hashes)) = tables.families.get_mut(&family_id) {
+            hashes.push(new.to_owned());
+        }
         tables.refresh_tokens.insert(new.to_owned(), (family_id, idle_expires_at, false));
         Ok(true)
     }
 
     async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError> {
-        self.lock().end_families(|family| family.id == family_id);
+        let mut tables = self.lock();
+        if let Some((_, hashes)) = tables.families.remove(family_id) {
+            for hash in hashes {
+                tables.refresh_tokens.remove(&hash);
+            }
+        }
         Ok(())
     }
 
