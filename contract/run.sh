@@ -7,9 +7,10 @@
 #   contract/run.sh --seed 1234      # extra options go to `schemathesis run`, e.g. to replay a run
 #   contract/run.sh -n 20            # fewer examples per operation
 #
-# Three schemathesis runs (johndoe on every operation; the disabled alice and a forged token on
-# the protected routes). Exits with the first failing run's status, 0 when all pass. The server's
-# log is kept in target/contract/server.log.
+# Four schemathesis runs: johndoe on every operation; the disabled alice and a forged token on
+# the protected routes; then a second server with the token lifecycle on (refresh tokens and
+# /revoke, RFC 6749 errors, a key set and its route), every operation. Exits with the first
+# failing run's status, 0 when all pass. The servers' logs are kept in target/contract/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,40 +31,45 @@ fi
 cargo build --release --locked
 
 mkdir -p target/contract
-log=target/contract/server.log
-: >"$log"
-server_pid=
-stop_server() {
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+server_pids=()
+stop_servers() {
+    local pid
+    for pid in "${server_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }
-trap stop_server EXIT
+trap stop_servers EXIT
 
-# A fixed key (tokens are only ever used against this process) and no login throttling, so that
-# the fuzzer's many failed logins are answered 401, not 429.
-BIND_ADDR=127.0.0.1:0 \
-    SECRET_KEY=contract-fuzzing-0123456789abcdef0123456789abcdef0123456789abcdef \
-    LOGIN_THROTTLE=off \
-    RUST_LOG=${RUST_LOG:-info} \
-    timeout 1200 target/release/oauth2-jwt-server >"$log" 2>&1 &
-server_pid=$!
-
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$log" | head -n 1)
-    [[ -n $port ]] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "contract: the server did not start; its log:" >&2
-    cat "$log" >&2
-    exit 1
-fi
-base=http://127.0.0.1:$port
-echo "contract: server on $base (log: $log)" >&2
+# start_server NAME [SETTING=VALUE...]: the release server on a free port, its log in
+# target/contract/NAME.log; sets base. A fixed key (tokens are only ever used against this
+# process) and no login throttling, so that the fuzzer's many failed logins are answered 401
+# (or 400 invalid_grant), not 429.
+start_server() {
+    local name=$1 log=target/contract/$1.log port=
+    shift
+    : >"$log"
+    env BIND_ADDR=127.0.0.1:0 \
+        SECRET_KEY=contract-fuzzing-0123456789abcdef0123456789abcdef0123456789abcdef \
+        LOGIN_THROTTLE=off \
+        RUST_LOG="${RUST_LOG:-info}" \
+        "$@" timeout 1200 target/release/oauth2-jwt-server >"$log" 2>&1 &
+    server_pids+=("$!")
+    for _ in $(seq 100); do
+        port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$log" | head -n 1)
+        [[ -n $port ]] && break
+        kill -0 "${server_pids[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $port ]]; then
+        echo "contract: the $name server did not start; its log:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    base=http://127.0.0.1:$port
+    echo "contract: $name server on $base (log: $log)" >&2
+}
+start_server server
 
 login() {
     curl -fsS --max-time 10 --data-urlencode "username=$1" --data-urlencode "password=$2" "$base/token" |
@@ -90,4 +96,12 @@ fuzz "all operations as johndoe" "$john" "$@"
 # (Their warnings only say that every answer was an error, which is the point here.)
 fuzz "protected routes as the disabled alice" "$alice" --include-method GET --warnings off "$@"
 fuzz "protected routes with a forged token" "${john%?????}xxxxx" --include-method GET --warnings off "$@"
+
+# The token lifecycle switched on: refresh grant and /revoke, RFC 6749 errors, a key set and
+# its route; the document the server serves then describes them. Fewer examples: the login
+# form was fuzzed above.
+keys=target/contract/jwt-keys.json
+printf '{"keys": [%s]}\n' "$(target/release/oauth2-jwt-server keys generate --alg EdDSA)" >"$keys"
+start_server lifecycle REFRESH_TOKEN_EXPIRE_DAYS=30 TOKEN_ERRORS=rfc6749 JWT_KEYS_FILE="$keys"
+fuzz "token lifecycle: all operations as johndoe" "$(login johndoe secret)" --max-examples 150 "$@"
 exit "$status"
