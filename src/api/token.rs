@@ -65,7 +65,7 @@ async fn refresh_grant(state: &AppState, client: IpAddr, presented: &str) -> Res
     })?;
     match refresh.rotate(&state.users, presented).await {
         Ok(issued) => {
-            attempt.succeeded();
+            attempt.succeeded().await;
             let access_token = mint(state, &issued.user).await?;
             Ok(Token {
                 access_token,
@@ -75,7 +75,7 @@ async fn refresh_grant(state: &AppState, client: IpAddr, presented: &str) -> Res
             })
         }
         Err(RefreshError::Invalid(description)) => {
-            attempt.failed();
+            attempt.failed().await;
             Err(ApiError::oauth("invalid_grant", description))
         }
         Err(RefreshError::Unavailable) => Err(ApiError::Unavailable),

@@ -101,14 +101,14 @@ impl Authenticator {
             .map_err(|Busy| LoginError::Busy { retry_after: RETRY_AFTER_SECS })?;
         match user {
             Some(user) if matches => {
-                attempt.succeeded();
+                attempt.succeeded().await;
                 if let Some(password) = to_upgrade {
                     self.upgrade_later(users, &user, password);
                 }
                 Ok(user)
             }
             _ => {
-                attempt.failed();
+                attempt.failed().await;
                 Err(LoginError::IncorrectCredentials)
             }
         }

@@ -256,31 +256,42 @@ impl LoginThrottle {
         Ok(Attempt { throttle: Arc::clone(self), ticket })
     }
 
-    fn settle(&self, ticket: Ticket, outcome: Outcome) {
+    /// Counts the outcome and frees the places. Shared counters are settled by a task of
+    /// their own, which a caller may wait for (`Some`) or not.
+    fn settle(&self, ticket: Ticket, outcome: Outcome) -> Option<tokio::task::JoinHandle<()>> {
         match (&self.counters, ticket) {
             (Counters::Local(tables), Ticket::Local(ticket)) => {
                 tables.settle(&self.config, ticket, outcome, Instant::now());
+                None
             }
             (Counters::Shared(tables), Ticket::Shared(ticket)) => {
                 tables.settle_later(self.config, ticket, outcome)
             }
-            _ => {}
+            _ => None,
+        }
+    }
+
+    /// Settles and waits until the outcome is counted, so that the client's next attempt,
+    /// sent once this one is answered, sees it. The settling goes on if the caller is dropped.
+    async fn settle_before_answering(&self, ticket: Ticket, outcome: Outcome) {
+        if let Some(settling) = self.settle(ticket, outcome) {
+            let _ = settling.await;
         }
     }
 }
 
 impl Attempt {
     /// The password was right: clears the username's counts.
-    pub fn succeeded(mut self) {
+    pub async fn succeeded(mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.throttle.settle(ticket, Outcome::Success);
+            self.throttle.settle_before_answering(ticket, Outcome::Success).await;
         }
     }
 
     /// The password was wrong (or the user unknown): counts a failure under every key.
-    pub fn failed(mut self) {
+    pub async fn failed(mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.throttle.settle(ticket, Outcome::Failure);
+            self.throttle.settle_before_answering(ticket, Outcome::Failure).await;
         }
     }
 }
@@ -288,7 +299,8 @@ impl Attempt {
 impl Drop for Attempt {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.throttle.settle(ticket, Outcome::Abandoned);
+            // Nothing to wait for: an abandoned attempt counts as nothing.
+            let _ = self.throttle.settle(ticket, Outcome::Abandoned);
         }
     }
 }

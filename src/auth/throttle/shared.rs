@@ -134,17 +134,22 @@ impl Tables {
         }
     }
 
-    /// Counts the outcome and frees the places, in the background (the answer does not wait:
-    /// the places stay taken until this is done). If the database is away, the places are
-    /// given back when the lease runs out.
-    pub(super) fn settle_later(&self, config: ThrottleConfig, ticket: Ticket, outcome: Outcome) {
+    /// Counts the outcome and frees the places, in a task of its own (the places stay taken
+    /// until this is done), which finishes even if nobody waits for it. If the database is
+    /// away, the places are given back when the lease runs out.
+    pub(super) fn settle_later(
+        &self,
+        config: ThrottleConfig,
+        ticket: Ticket,
+        outcome: Outcome,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let counters = self.counters.clone();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        runtime.spawn(async move {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(runtime.spawn(async move {
             if let Err(error) = settle(&counters, &config, &ticket, outcome).await {
                 tracing::warn!(%error, "cannot count a login in the shared throttle");
             }
-        });
+        }))
     }
 }
 
