@@ -75,13 +75,13 @@ fn legacy(c: &mut Criterion) {
 
 fn jwt(c: &mut Criterion) {
     let keys = TokenKeys::new(&SecretKey::new(TUTORIAL_KEY), Duration::from_secs(30 * 60));
-    let token = keys.create_access_token("johndoe").expect("a token can be minted");
+    let token = keys.create_access_token("johndoe", None).expect("a token can be minted");
     assert_eq!(keys.decode_token(&token).map(|token| token.sub).as_deref(), Ok("johndoe"));
 
     let mut group = c.benchmark_group("jwt");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     group.bench_function("create_access_token", |b| {
-        b.iter(|| keys.create_access_token(black_box("johndoe")).expect("mint"))
+        b.iter(|| keys.create_access_token(black_box("johndoe"), None).expect("mint"))
     });
     group.bench_function("decode_token", |b| {
         b.iter(|| keys.decode_token(black_box(&token)).expect("valid token"))
@@ -98,10 +98,10 @@ fn jwt_key_set(c: &mut Criterion) {
         let jwk = generate(algorithm).expect("a key");
         let keys = SigningKeys::from_jwks(&format!(r#"{{"keys": [{jwk}]}}"#)).expect("a key set");
         let keys = TokenKeys::from_keys(keys, Duration::from_secs(30 * 60));
-        let token = keys.create_access_token("johndoe").expect("a token can be minted");
+        let token = keys.create_access_token("johndoe", None).expect("a token can be minted");
         assert_eq!(keys.decode_token(&token).map(|token| token.sub).as_deref(), Ok("johndoe"));
         group.bench_function(format!("create_access_token/{algorithm}"), |b| {
-            b.iter(|| keys.create_access_token(black_box("johndoe")).expect("mint"))
+            b.iter(|| keys.create_access_token(black_box("johndoe"), None).expect("mint"))
         });
         group.bench_function(format!("decode_token/{algorithm}"), |b| {
             b.iter(|| keys.decode_token(black_box(&token)).expect("valid token"))

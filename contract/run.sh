@@ -7,9 +7,10 @@
 #   contract/run.sh --seed 1234      # extra options go to `schemathesis run`, e.g. to replay a run
 #   contract/run.sh -n 20            # fewer examples per operation
 #
-# Four schemathesis runs: johndoe on every operation; the disabled alice and a forged token on
+# Five schemathesis runs: johndoe on every operation; the disabled alice and a forged token on
 # the protected routes; then a second server with the token lifecycle on (refresh tokens and
-# /revoke, RFC 6749 errors, a key set and its route), every operation. Exits with the first
+# /revoke, RFC 6749 errors, a key set and its route), and a third in scopes mode (SCOPES), every
+# operation. Exits with the first
 # failing run's status, 0 when all pass. The servers' logs are kept in target/contract/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,8 +72,10 @@ start_server() {
 }
 start_server server
 
+# login USER PASSWORD [SCOPE]: an access token.
 login() {
-    curl -fsS --max-time 10 --data-urlencode "username=$1" --data-urlencode "password=$2" "$base/token" |
+    curl -fsS --max-time 10 --data-urlencode "username=$1" --data-urlencode "password=$2" \
+        --data-urlencode "scope=${3:-}" "$base/token" |
         "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 john=$(login johndoe secret)
@@ -104,4 +107,9 @@ keys=target/contract/jwt-keys.json
 printf '{"keys": [%s]}\n' "$(target/release/oauth2-jwt-server keys generate --alg EdDSA)" >"$keys"
 start_server lifecycle REFRESH_TOKEN_EXPIRE_DAYS=30 TOKEN_ERRORS=rfc6749 JWT_KEYS_FILE="$keys"
 fuzz "token lifecycle: all operations as johndoe" "$(login johndoe secret)" --max-examples 150 "$@"
+
+# Scopes mode (the chapter's SCOPES): the scopes in the document, /status/, the 401s that name
+# a route's scopes; johndoe's token has both scopes, so every route can answer 200.
+start_server scopes SCOPES='{"me": "Read information about the current user.", "items": "Read items."}'
+fuzz "scopes: all operations as johndoe" "$(login johndoe secret 'me items')" --max-examples 100 "$@"
 exit "$status"

@@ -1,7 +1,8 @@
 // Real-browser test of the Swagger UI at /docs: Debian's Chromium driven by playwright-core.
 // Usage: BASE_URL=http://127.0.0.1:8000 SCREENSHOT_DIR=target/e2e/screenshots node swagger-ui.mjs
 // EXTRA_OPERATIONS='[["POST", "/revoke", "Revoke Token"]]' lists the operations a configured
-// server shows after the tutorial's three.
+// server shows after the tutorial's three. SCOPES='{"me": "...", "items": "..."}' (the server's
+// SCOPES) checks scopes mode instead: the scopes as checkboxes, the ticked ones in the token.
 // (e2e/run.sh builds and starts the server and runs this). Exits non-zero on any failed check.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const EXTRA_OPERATIONS = JSON.parse(process.env.EXTRA_OPERATIONS ?? '[]');
+const SCOPES = process.env.SCOPES ? JSON.parse(process.env.SCOPES) : null;
 const TIMEOUT = 15_000;
 if (!BASE_URL || !SCREENSHOT_DIR) {
   console.error('usage: BASE_URL=http://127.0.0.1:PORT SCREENSHOT_DIR=dir node swagger-ui.mjs');
@@ -73,11 +75,15 @@ const logout = 'button.modal-btn.auth:text-is("Logout")';
  * Opens the Authorize dialog, fills in the password flow's form and submits it; returns the
  * response to the token request (the dialog stays open).
  */
-async function authorize(username, password) {
+async function authorize(username, password, scopes = []) {
   await authorizeButton.click();
   await dialog.waitFor();
   await dialog.locator('#oauth_username').fill(username);
   await dialog.locator('#oauth_password').fill(password);
+  for (const scope of scopes) {
+    await scopeCheckbox(scope).locator('label').click();
+    assert.ok(await scopeCheckbox(scope).locator('input').isChecked(), `the ${scope} checkbox is ticked`);
+  }
   const answered = page.waitForResponse((r) => r.request().method() === 'POST');
   await dialog.locator('.auth-btn-wrapper button.authorize').click();
   const response = await answered;
@@ -86,8 +92,16 @@ async function authorize(username, password) {
   const form = new URLSearchParams(response.request().postData() ?? '');
   assert.equal(form.get('grant_type'), 'password', 'grant_type sent to /token');
   assert.equal(form.get('username'), username, 'username sent to /token');
+  if (SCOPES) assert.equal(form.get('scope') ?? '', scopes.join(' '), 'the ticked scopes sent to /token');
   return response;
 }
+
+/** The Authorize dialog's checkbox (input and label) for `scope`. */
+const scopeCheckbox = (scope) =>
+  dialog.locator('.checkbox').filter({ has: page.locator(`input[data-value="${scope}"]`) });
+
+/** The claims of a JWT, unverified. */
+const claims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 
 /** With the dialog open and authorized, logs out and closes it. */
 async function logoutAndClose() {
@@ -124,7 +138,7 @@ async function execute(path) {
   await live.waitFor({ state: 'detached' });
   const answered = page.waitForResponse((r) => r.url() === `${origin}${path}`);
   await op.locator('button.execute').click();
-  await answered;
+  const response = await answered;
   await live.waitFor();
   const row = live.locator('tbody tr.response').first();
   // The status cell reads e.g. "400" plus "Undocumented" when the code is not in the spec.
@@ -138,7 +152,7 @@ async function execute(path) {
   }
   const url = (await op.locator('.request-url pre').innerText()).trim();
   assert.equal(url, `${origin}${path}`, 'the request URL shown');
-  return { op, status, body };
+  return { op, status, body, response };
 }
 
 /** Screenshot of one operation block, from its header down to the live response shown. */
@@ -185,6 +199,32 @@ try {
   assert.match(await authorizeButton.innerText(), /Authorize/);
   await shot('01-docs.png');
 
+  if (SCOPES) {
+    await scopesMode();
+  } else {
+    await tutorialMode();
+  }
+
+  step('every request stayed on the local server');
+  assert.deepEqual(foreign, [], 'requests to anything but the local server');
+  assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+} catch (error) {
+  failed = true;
+  console.error(`\nFAILED at stage: ${stage}\n${error.stack ?? error}`);
+  await shot('failure.png', { fullPage: true }).catch(() => {});
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+if (failed) {
+  console.error(`requests made:\n  ${requests.join('\n  ')}`);
+  process.exit(1);
+}
+const seconds = ((Date.now() - started) / 1000).toFixed(1);
+console.log(`swagger-ui e2e: all checks passed in ${seconds} s (${requests.length} requests, all to ${origin})`);
+
+/** The tutorial's flows: johndoe's routes, alice refused as inactive, a wrong password. */
+async function tutorialMode() {
   step('(b) Authorize as johndoe/secret');
   let token = await authorize('johndoe', 'secret');
   assert.equal(token.status(), 200, 'POST /token for johndoe');
@@ -248,21 +288,73 @@ try {
   assert.equal(me.status, 401, 'status shown for /users/me/ without a token');
   assert.deepEqual(me.body, { detail: 'Not authenticated' });
   await shotOperation('07-unauthenticated-401.png', me.op);
+}
 
-  step('every request stayed on the local server');
-  assert.deepEqual(foreign, [], 'requests to anything but the local server');
-  assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
-} catch (error) {
-  failed = true;
-  console.error(`\nFAILED at stage: ${stage}\n${error.stack ?? error}`);
-  await shot('failure.png', { fullPage: true }).catch(() => {});
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+/**
+ * Scopes mode: the dialog offers SCOPES as checkboxes; a token carries the ticked ones, and each
+ * route answers by its scopes; a disabled user and a wrong password get 400 at /token.
+ */
+async function scopesMode() {
+  step('(s1) the Authorize dialog offers the scopes as checkboxes');
+  await authorizeButton.click();
+  await dialog.waitFor();
+  const offered = await dialog.locator('.checkbox').evaluateAll((boxes) =>
+    boxes.map((b) => [b.querySelector('p.name')?.textContent, b.querySelector('p.description')?.textContent]),
+  );
+  assert.deepEqual(offered, Object.entries(SCOPES), 'the scopes offered, in order, with their descriptions');
+  assert.match(await dialog.innerText(), /Select which ones you want to grant/);
+  await scopeCheckbox(Object.keys(SCOPES).at(-1)).scrollIntoViewIfNeeded();
+  await shot('s01-scopes-offered.png');
+  await closeDialog();
+
+  step('(s2) with only "me" ticked: /users/me/ answers, /users/me/items/ needs "items"');
+  let token = await authorize('johndoe', 'secret', ['me']);
+  assert.equal(token.status(), 200, 'POST /token for johndoe');
+  assert.equal(claims((await token.json()).access_token).scope, 'me', 'the token carries the ticked scope');
+  await dialog.locator(logout).waitFor();
+  await shot('s02-authorized-me.png');
+  await closeDialog();
+  const me = await execute('/users/me/');
+  assert.equal(me.status, 200, 'status shown for /users/me/ with scope me');
+  assert.equal(me.body.username, 'johndoe');
+  let items = await execute('/users/me/items/');
+  assert.equal(items.status, 401, 'status shown for /users/me/items/ with scope me');
+  assert.deepEqual(items.body, { detail: 'Not enough permissions' });
+  assert.equal(items.response.headers()['www-authenticate'], 'Bearer scope="items me"');
+  await shotOperation('s03-items-401.png', items.op);
+
+  step('(s3) with "me" and "items" ticked: both routes and /status/ answer');
+  await authorizeButton.click();
+  await dialog.waitFor();
+  await logoutAndClose();
+  token = await authorize('johndoe', 'secret', ['me', 'items']);
+  assert.equal(token.status(), 200, 'POST /token for johndoe');
+  assert.equal(claims((await token.json()).access_token).scope, 'me items', 'the token carries both');
+  await closeDialog();
+  items = await execute('/users/me/items/');
+  assert.equal(items.status, 200, 'status shown for /users/me/items/ with both scopes');
+  assert.deepEqual(items.body, [{ item_id: 'Foo', owner: 'johndoe' }]);
+  await shotOperation('s04-items-200.png', items.op);
+  const status = await execute('/status/');
+  assert.equal(status.status, 200, 'status shown for /status/');
+  assert.deepEqual(status.body, { status: 'ok' });
+
+  step('(s4) alice (disabled) and a wrong password get 400 from /token');
+  await authorizeButton.click();
+  await dialog.waitFor();
+  await logoutAndClose();
+  for (const [username, password, detail] of [
+    ['alice', 'secretalice', 'Inactive user'],
+    ['johndoe', 'wrong-password', 'Incorrect username or password'],
+  ]) {
+    token = await authorize(username, password, ['me']);
+    assert.equal(token.status(), 400, `POST /token for ${username}`);
+    assert.deepEqual(await token.json(), { detail });
+    const error = dialog.locator('.errors');
+    await error.waitFor();
+    assert.match(await error.innerText(), /auth\s+error/i, 'the dialog shows an auth error');
+    assert.equal(await dialog.locator(logout).count(), 0, 'not authorized');
+    await closeDialog();
+  }
+  await shot('s05-refused.png');
 }
-if (failed) {
-  console.error(`requests made:\n  ${requests.join('\n  ')}`);
-  process.exit(1);
-}
-const seconds = ((Date.now() - started) / 1000).toFixed(1);
-console.log(`swagger-ui e2e: all checks passed in ${seconds} s (${requests.length} requests, all to ${origin})`);

@@ -11,6 +11,7 @@ use crate::api::error::ErrorStyle;
 use crate::auth::hash_pool::HashingConfig;
 use crate::auth::keys::{SecretKey, SigningKeys};
 use crate::auth::refresh::RefreshConfig;
+use crate::auth::scopes::ScopesConfig;
 use crate::auth::throttle::ThrottleConfig;
 use crate::http::server::Limits;
 use crate::store::{DatabaseUrl, StoreOptions};
@@ -46,6 +47,9 @@ pub struct Config {
     pub refresh_tokens: Option<RefreshConfig>,
     /// The shape of `/token`'s errors (`TOKEN_ERRORS`): FastAPI's by default, or RFC 6749's.
     pub token_errors: ErrorStyle,
+    /// OAuth2 scopes (`SCOPES`, a JSON object of name to description); `None`: off, as in the
+    /// tutorial.
+    pub scopes: Option<ScopesConfig>,
 }
 
 /// Why the environment could not be turned into a `Config`.
@@ -107,6 +111,7 @@ impl Config {
             limits: limits(&env)?,
             refresh_tokens: refresh_tokens(&env)?,
             token_errors: env.parse("TOKEN_ERRORS", ErrorStyle::FastApi)?,
+            scopes: env.parse_optional("SCOPES")?,
         })
     }
 }
@@ -385,6 +390,7 @@ mod tests {
             "REFRESH_TOKEN_EXPIRE_DAYS",
             "REFRESH_TOKEN_IDLE_DAYS",
             "TOKEN_ERRORS",
+            "SCOPES",
             "RUST_LOG",
             "LOGIN_THROTTLE",
         ] {

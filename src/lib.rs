@@ -46,6 +46,7 @@ impl AppState {
             limits: config.limits,
             refresh: config.refresh_tokens,
             token_errors: config.token_errors,
+            scopes: config.scopes.clone().map(Arc::new),
         }
     }
 }

@@ -19,9 +19,23 @@ pub enum ApiError {
     /// 401: no bearer token was sent.
     #[error("not authenticated")]
     NotAuthenticated,
-    /// 401: a bearer token was sent but is not one of ours, or has expired.
+    /// 401: a bearer token was sent but is not one of ours, or has expired. `challenge` is the
+    /// `WWW-Authenticate` value: `Bearer`, or in scopes mode the route's `Bearer scope="..."`.
     #[error("could not validate credentials")]
-    InvalidToken,
+    InvalidToken {
+        /// The `WWW-Authenticate` value.
+        challenge: &'static str,
+    },
+    /// 401 (scopes mode): the token lacks a scope the route needs.
+    #[error("not enough permissions")]
+    NotEnoughPermissions {
+        /// The `WWW-Authenticate` value, naming the scopes the route needs.
+        challenge: &'static str,
+    },
+    /// 400 on `POST /token` in scopes mode: wrong password or unknown user, as FastAPI's scopes
+    /// chapter answers it (no `WWW-Authenticate`).
+    #[error("incorrect username or password")]
+    IncorrectCredentialsAsBadRequest,
     /// 400: the token is valid but its user is disabled.
     #[error("inactive user")]
     InactiveUser,
@@ -161,7 +175,9 @@ impl ApiError {
         };
         match self {
             Self::OAuth { .. } => self,
-            Self::IncorrectCredentials => Self::oauth("invalid_grant", "Incorrect username or password"),
+            Self::IncorrectCredentials | Self::IncorrectCredentialsAsBadRequest => {
+                Self::oauth("invalid_grant", "Incorrect username or password")
+            }
             Self::Validation(errors) => match errors.iter().find(|e| e.kind == "string_pattern_mismatch") {
                 Some(_) => Self::oauth("unsupported_grant_type", "Only the password grant is supported"),
                 None => {
@@ -189,7 +205,8 @@ impl ApiError {
                 Some(RETRY_AFTER_SECS),
             ),
             other @ (Self::NotAuthenticated
-            | Self::InvalidToken
+            | Self::InvalidToken { .. }
+            | Self::NotEnoughPermissions { .. }
             | Self::InactiveUser
             | Self::NotFound
             | Self::Internal) => {
@@ -203,10 +220,14 @@ impl ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::IncorrectCredentials | Self::NotAuthenticated | Self::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::InactiveUser | Self::BadRequest(_) | Self::BadFraming(_) => StatusCode::BAD_REQUEST,
+            Self::IncorrectCredentials
+            | Self::NotAuthenticated
+            | Self::InvalidToken { .. }
+            | Self::NotEnoughPermissions { .. } => StatusCode::UNAUTHORIZED,
+            Self::InactiveUser
+            | Self::IncorrectCredentialsAsBadRequest
+            | Self::BadRequest(_)
+            | Self::BadFraming(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -221,9 +242,12 @@ impl ApiError {
 
     fn message(&self) -> &'static str {
         match self {
-            Self::IncorrectCredentials => "Incorrect username or password",
+            Self::IncorrectCredentials | Self::IncorrectCredentialsAsBadRequest => {
+                "Incorrect username or password"
+            }
             Self::NotAuthenticated => "Not authenticated",
-            Self::InvalidToken => "Could not validate credentials",
+            Self::InvalidToken { .. } => "Could not validate credentials",
+            Self::NotEnoughPermissions { .. } => "Not enough permissions",
             Self::InactiveUser => "Inactive user",
             Self::BadRequest(message) | Self::BadFraming(message) => message,
             Self::NotFound => "Not Found",
@@ -255,8 +279,11 @@ impl IntoResponse for ApiError {
         .into_response();
         let headers = response.headers_mut();
         match self {
-            Self::IncorrectCredentials | Self::NotAuthenticated | Self::InvalidToken => {
+            Self::IncorrectCredentials | Self::NotAuthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InvalidToken { challenge } | Self::NotEnoughPermissions { challenge } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             Self::TooManyAttempts { retry_after } | Self::Busy { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -1,7 +1,9 @@
 //! `CurrentUser` and `ActiveUser`: the tutorial's `get_current_user` and
-//! `get_current_active_user` dependencies, as extractors in the handlers' signatures; and
-//! `ClientIp`, who is logging in.
+//! `get_current_active_user` dependencies, as extractors in the handlers' signatures, with the
+//! scopes their route needs in scopes mode (`CurrentUser<MeScope>`, FastAPI's
+//! `Security(get_current_user, scopes=["me"])`); and `ClientIp`, who is logging in.
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -12,46 +14,94 @@ use axum::http::request::Parts;
 use crate::api::AppState;
 use crate::api::client_ip::to_canonical;
 use crate::api::error::ApiError;
+use crate::auth::jwt::ScopeClaim;
+use crate::auth::scopes::has_scopes;
 use crate::store::UserInDb;
 
-/// The user named by a valid bearer token, whether or not the account is disabled.
-pub struct CurrentUser(pub Arc<UserInDb>);
+/// The scopes a route needs in scopes mode, FastAPI's `Security(..., scopes=[...])`: its own
+/// and its dependencies', in the order FastAPI collects them (the chapter's).
+pub trait RouteScopes {
+    /// The scopes the token must have.
+    const SCOPES: &'static [&'static str];
+    /// `WWW-Authenticate` for the route's 401s about the token in scopes mode: FastAPI's
+    /// `Bearer scope="..."`, or `Bearer` when the route needs none.
+    const CHALLENGE: &'static str;
+}
+
+/// A route that needs a valid token and no scope (the chapter's `GET /status/`).
+pub struct AnyScope;
+
+impl RouteScopes for AnyScope {
+    const SCOPES: &'static [&'static str] = &[];
+    const CHALLENGE: &'static str = "Bearer";
+}
+
+/// `GET /users/me/`: `me`.
+pub struct MeScope;
+
+impl RouteScopes for MeScope {
+    const SCOPES: &'static [&'static str] = &["me"];
+    const CHALLENGE: &'static str = r#"Bearer scope="me""#;
+}
+
+/// `GET /users/me/items/`: `items`, and `me` for the user it reads.
+pub struct ItemsScope;
+
+impl RouteScopes for ItemsScope {
+    const SCOPES: &'static [&'static str] = &["items", "me"];
+    const CHALLENGE: &'static str = r#"Bearer scope="items me""#;
+}
+
+/// The user named by a valid bearer token, whether or not the account is disabled; in scopes
+/// mode, a token with the route's scopes `S`.
+pub struct CurrentUser<S = AnyScope>(pub Arc<UserInDb>, pub PhantomData<fn() -> S>);
 
 /// The current user, refused with 400 "Inactive user" when the account is disabled.
-pub struct ActiveUser(pub Arc<UserInDb>);
+pub struct ActiveUser<S = AnyScope>(pub Arc<UserInDb>, pub PhantomData<fn() -> S>);
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl<S: RouteScopes> FromRequestParts<AppState> for CurrentUser<S> {
     type Rejection = ApiError;
 
+    /// The chapter's `get_current_user`, in its order: the token, its `scope` claim, the user,
+    /// the route's scopes (the disabled check is `ActiveUser`'s, after these).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let challenge = if state.scopes.is_some() { S::CHALLENGE } else { "Bearer" };
+        let invalid = || ApiError::InvalidToken { challenge };
         let token = bearer_token(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))?;
-        let token = std::str::from_utf8(token).map_err(|_| ApiError::InvalidToken)?;
-        let access = state.tokens.decode_token(token).map_err(|_| ApiError::InvalidToken)?;
+        let token = std::str::from_utf8(token).map_err(|_| invalid())?;
+        let access = state.tokens.decode_token(token).map_err(|_| invalid())?;
         // Revoked (RFC 7009): refused everywhere until it expires.
         if state.users.is_revoked(|| access.id()) {
-            return Err(ApiError::InvalidToken);
+            return Err(invalid());
         }
-        let user =
-            state.users.get(&access.sub).map_err(|_| ApiError::Unavailable)?.ok_or(ApiError::InvalidToken)?;
+        let token_scope = match (&state.scopes, &access.scope) {
+            (None, _) | (Some(_), ScopeClaim::Absent) => "",
+            (Some(_), ScopeClaim::Text(scope)) => scope.as_str(),
+            (Some(_), ScopeClaim::NotText) => return Err(invalid()),
+        };
+        let user = state.users.get(&access.sub).map_err(|_| ApiError::Unavailable)?.ok_or_else(invalid)?;
         // Issued before its user logged out everywhere: no longer good. (A disabled user's tokens
         // were ended too, but the tutorial's answer for them, 400 "Inactive user", still holds
         // while the account is disabled: `ActiveUser` gives it.)
         if access.issued_at < user.tokens_valid_after && !user.is_disabled() {
-            return Err(ApiError::InvalidToken);
+            return Err(invalid());
         }
-        Ok(Self(user))
+        if state.scopes.is_some() && !has_scopes(token_scope, S::SCOPES) {
+            return Err(ApiError::NotEnoughPermissions { challenge });
+        }
+        Ok(Self(user, PhantomData))
     }
 }
 
-impl FromRequestParts<AppState> for ActiveUser {
+impl<S: RouteScopes> FromRequestParts<AppState> for ActiveUser<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let CurrentUser(user, _) = CurrentUser::<S>::from_request_parts(parts, state).await?;
         if user.is_disabled() {
             return Err(ApiError::InactiveUser);
         }
-        Ok(Self(user))
+        Ok(Self(user, PhantomData))
     }
 }
 

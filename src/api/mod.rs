@@ -44,6 +44,7 @@ use crate::api::openapi::DocOptions;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::login::Authenticator;
 use crate::auth::refresh::RefreshConfig;
+use crate::auth::scopes::ScopesConfig;
 use crate::http::server::{Handler, Limits};
 use crate::store::UserStore;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub refresh: Option<RefreshConfig>,
     /// The shape of `/token`'s errors.
     pub token_errors: ErrorStyle,
+    /// OAuth2 scopes, when on (`SCOPES`).
+    pub scopes: Option<Arc<ScopesConfig>>,
 }
 
 /// The application as the server runs it: the router inside what happens around every request.
@@ -111,16 +114,21 @@ pub fn router(state: AppState) -> Router {
     };
     let me = get_only(get(routes::read_users_me));
     let items = get_only(get(routes::read_own_items));
-    let users = Router::new()
+    let mut users = Router::new()
         .route("/users/me/", me.clone())
         .route("/users/me", me)
         .route("/users/me/items/", items.clone())
-        .route("/users/me/items", items)
-        .layer(no_store());
+        .route("/users/me/items", items);
+    if state.scopes.is_some() {
+        let status = get_only(get(routes::read_system_status));
+        users = users.route("/status/", status.clone()).route("/status", status);
+    }
+    let users = users.layer(no_store());
     let options = DocOptions {
         refresh_tokens: state.refresh.is_some(),
         jwks: state.tokens.public_jwks().is_some(),
         rfc6749_errors: state.token_errors == ErrorStyle::Rfc6749,
+        scopes: state.scopes.as_deref(),
     };
     let openapi_json = Bytes::from(openapi::document(options));
     let mut router = Router::new().merge(token).merge(users).merge(docs::router(openapi_json));

@@ -12,8 +12,10 @@ use utoipa::openapi::schema::{Object, Schema, Type};
 use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::api::extractors::{AnyScope, ItemsScope, MeScope, RouteScopes};
 use crate::api::routes::{Item, Token};
 use crate::api::schemas::{HttpError, HttpValidationError, LoginFormSchema, ValidationError};
+use crate::auth::scopes::{MAX_SCOPE_FIELD_CHARS, ScopesConfig};
 use crate::store::User;
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -151,28 +153,36 @@ fn pydantic_title(field: &str) -> String {
 
 /// What the served document describes beyond the tutorial's three paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DocOptions {
+pub struct DocOptions<'a> {
     /// Refresh tokens are on: the refresh grant on `/token`, `/revoke`, and `refreshUrl`.
     pub refresh_tokens: bool,
     /// A key set is configured: `/.well-known/jwks.json`.
     pub jwks: bool,
     /// `/token` answers errors in RFC 6749's shape.
     pub rfc6749_errors: bool,
+    /// Scopes mode: the scopes in the password flow, each route's in its `security`, `/status/`.
+    pub scopes: Option<&'a ScopesConfig>,
 }
 
 /// The document as served for these options, as compact JSON. With none of them it is
 /// `ApiDoc`'s, byte for byte; each option amends it where the server answers differently.
 pub fn document(options: DocOptions) -> Vec<u8> {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    // The token answer's extra fields appear only where the server sends them.
+    if let Some(token) =
+        doc.pointer_mut("/components/schemas/Token/properties").and_then(Value::as_object_mut)
+    {
+        token.retain(|name, _| match name.as_str() {
+            "expires_in" | "refresh_token" => options.refresh_tokens,
+            "scope" => options.scopes.is_some(),
+            _ => true,
+        });
+    }
     if options.refresh_tokens {
         describe_refresh_tokens(&mut doc);
-    } else {
-        // The token answer's extra fields appear only with refresh tokens.
-        if let Some(token) =
-            doc.pointer_mut("/components/schemas/Token/properties").and_then(Value::as_object_mut)
-        {
-            token.retain(|name, _| name == "access_token" || name == "token_type");
-        }
+    }
+    if let Some(scopes) = options.scopes {
+        describe_scopes(&mut doc, scopes, options.refresh_tokens);
     }
     if options.rfc6749_errors {
         describe_rfc6749_errors(&mut doc);
@@ -239,6 +249,77 @@ fn describe_refresh_tokens(doc: &mut Value) {
     }});
 }
 
+/// The chapter's document: the scopes in the password flow (Swagger UI's checkboxes), each
+/// route's scopes in its `security` (FastAPI's order), `GET /status/`, and `/token`'s 400 for
+/// bad credentials.
+fn describe_scopes(doc: &mut Value, scopes: &ScopesConfig, refresh_tokens: bool) {
+    let flow = &mut doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+    flow["scopes"] = scopes.iter().map(|(name, description)| (name.to_owned(), json!(description))).collect();
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["Token"]["properties"]["scope"]["type"] = json!("string");
+    let field = &mut schemas["Body_login_for_access_token_token_post"]["properties"]["scope"];
+    field["maxLength"] = json!(MAX_SCOPE_FIELD_CHARS);
+    field["description"] = json!("The scopes asked for, separated by spaces");
+    let token = &mut doc["paths"]["/token"]["post"];
+    let responses = &mut token["responses"];
+    responses["400"]["description"] = json!(
+        "Incorrect username or password; Inactive user (a disabled account gets no token); or the body cannot be read as a form"
+    );
+    if let Some(responses) = responses.as_object_mut() {
+        responses.shift_remove("401");
+    }
+    let granted = "In scopes mode the token carries, in its `scope` claim, the scopes asked for in `scope` that are configured and that the user may have; when that is fewer than asked, the answer's `scope` says which (RFC 6749 §3.3).";
+    let narrowing =
+        " A refresh may ask for fewer scopes than the login was granted, never more (400 `invalid_scope`).";
+    let description = match token["description"].as_str() {
+        Some(before) => format!("{before}\n\n{granted}{narrowing}"),
+        None => granted.to_owned(),
+    };
+    token["description"] =
+        json!(if refresh_tokens { description } else { description.replace(narrowing, "") });
+    for (path, needed, challenge) in [
+        ("/users/me/", MeScope::SCOPES, MeScope::CHALLENGE),
+        ("/users/me/items/", ItemsScope::SCOPES, ItemsScope::CHALLENGE),
+    ] {
+        let operation = &mut doc["paths"][path]["get"];
+        operation["security"] = json!([{"OAuth2PasswordBearer": needed}]);
+        operation["responses"]["401"] = unauthorized(
+            "Not authenticated (no bearer token), could not validate credentials, or Not enough permissions (the token lacks a scope this route needs)",
+            challenge,
+        );
+    }
+    let status = json!({"get": {
+        "summary": "Read System Status",
+        "operationId": "read_system_status_status__get",
+        "description": "Any valid token, whatever its scopes, of any user (even a disabled one).",
+        "responses": {
+            "200": {"description": "Successful Response", "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}}}},
+            "401": unauthorized("Not authenticated (no bearer token), or could not validate credentials", AnyScope::CHALLENGE)
+        },
+        "security": [{"OAuth2PasswordBearer": []}]
+    }});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.insert("/status/".into(), status);
+    }
+}
+
+/// A 401 answer whose `WWW-Authenticate` is `Bearer` (no token) or the route's challenge.
+fn unauthorized(description: &str, challenge: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": {"WWW-Authenticate": if challenge == "Bearer" {
+            json!({"description": "The scheme to authenticate with: `Bearer`", "required": true, "schema": {"type": "string", "enum": ["Bearer"]}})
+        } else {
+            json!({
+                "description": "`Bearer` without a token; otherwise the scopes this route needs, as FastAPI's `SecurityScopes` writes them",
+                "required": true,
+                "schema": {"type": "string", "enum": ["Bearer", challenge]}
+            })
+        }},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
+    })
+}
+
 fn describe_rfc6749_errors(doc: &mut Value) {
     doc["components"]["schemas"]["OAuthError"] = oauth_error_schema();
     let oauth = json!({"$ref": "#/components/schemas/OAuthError"});
@@ -246,8 +327,8 @@ fn describe_rfc6749_errors(doc: &mut Value) {
     else {
         return;
     };
-    responses.remove("401");
-    responses.remove("422");
+    responses.shift_remove("401");
+    responses.shift_remove("422");
     responses.insert(
         "400".into(),
         json!({"description": "`invalid_grant` (wrong username or password, or a refresh token that no longer works), `invalid_request` (a form that does not validate), `unsupported_grant_type`", "content": {"application/json": {"schema": oauth}}}),

@@ -1,4 +1,5 @@
-//! The three routes of the tutorial, each a few lines: extract, call one function, answer.
+//! The routes, each a few lines: extract, call one function, answer. The tutorial's three,
+//! revocation, and the scopes chapter's `/status/`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::api::extractors::{ActiveUser, ClientIp};
+use crate::api::extractors::{ActiveUser, AnyScope, ClientIp, CurrentUser, ItemsScope, MeScope};
 use crate::api::form::FormFields;
 use crate::api::token::{revoke_endpoint, token_endpoint};
 use crate::store::User;
@@ -34,6 +35,10 @@ pub struct Token {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     pub refresh_token: Option<String>,
+    /// The scopes granted, when fewer than asked for (scopes mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub scope: Option<String>,
 }
 
 /// One of the current user's items.
@@ -113,7 +118,7 @@ pub async fn revoke_token(
     ),
     security(("OAuth2PasswordBearer" = []))
 )]
-pub async fn read_users_me(ActiveUser(user): ActiveUser) -> RawJson {
+pub async fn read_users_me(ActiveUser(user, _): ActiveUser<MeScope>) -> RawJson {
     RawJson(user.json.clone())
 }
 
@@ -131,6 +136,12 @@ pub async fn read_users_me(ActiveUser(user): ActiveUser) -> RawJson {
     ),
     security(("OAuth2PasswordBearer" = []))
 )]
-pub async fn read_own_items(ActiveUser(user): ActiveUser) -> Json<[Item; 1]> {
+pub async fn read_own_items(ActiveUser(user, _): ActiveUser<ItemsScope>) -> Json<[Item; 1]> {
     Json([Item { item_id: "Foo", owner: user.username.clone() }])
+}
+
+/// `GET /status/` (scopes mode): any valid token of an existing user, disabled or not, as the
+/// chapter's `read_system_status`.
+pub async fn read_system_status(CurrentUser(_, _): CurrentUser<AnyScope>) -> RawJson {
+    RawJson(Bytes::from_static(br#"{"status":"ok"}"#))
 }

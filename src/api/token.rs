@@ -6,10 +6,12 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
-use crate::api::error::{ApiError, ErrorStyle};
+use crate::api::error::{ApiError, ErrorStyle, FieldError};
 use crate::api::form::{FormFields, LoginForm, RevokeRequest, TokenRequest};
 use crate::api::routes::Token;
+use crate::auth::login::LoginError;
 use crate::auth::refresh::RefreshError;
+use crate::auth::scopes::{Grant, MAX_SCOPE_FIELD_CHARS};
 use crate::auth::throttle::Refusal;
 use crate::store::UserInDb;
 
@@ -27,59 +29,124 @@ pub async fn token_endpoint(
         Ok(TokenRequest::Password(form)) => {
             password_grant(state, client, form).await.map_err(|error| style.shape(error))
         }
-        Ok(TokenRequest::Refresh { refresh_token, .. }) => {
-            refresh_grant(state, client, &refresh_token).await.map_err(ApiError::into_rfc6749)
+        Ok(TokenRequest::Refresh { refresh_token, scope }) => {
+            refresh_grant(state, client, &refresh_token, scope.as_deref())
+                .await
+                .map_err(ApiError::into_rfc6749)
         }
         Err(error) => Err(style.shape(error)),
     }
 }
 
-/// The tutorial's `login_for_access_token`, with a refresh token when they are on.
+/// The tutorial's `login_for_access_token`, with a refresh token when they are on, and in scopes
+/// mode the chapter's: a 400 for bad credentials, and the scopes granted in the token.
 async fn password_grant(state: &AppState, client: IpAddr, form: LoginForm) -> Result<Token, ApiError> {
-    let user = state.auth.authenticate_user(&state.users, client, &form.username, form.password).await?;
-    let access_token = mint(state, &user).await?;
-    let Some(refresh) = &state.refresh else {
-        return Ok(Token { access_token, token_type: "bearer", expires_in: None, refresh_token: None });
+    if state.scopes.is_some() {
+        check_scope_field(&form.scope)?;
+    }
+    let user =
+        state.auth.authenticate_user(&state.users, client, &form.username, form.password).await.map_err(
+            |error| match error {
+                LoginError::IncorrectCredentials if state.scopes.is_some() => {
+                    ApiError::IncorrectCredentialsAsBadRequest
+                }
+                other => other.into(),
+            },
+        )?;
+    let grant = match &state.scopes {
+        None => None,
+        // The chapter mints a disabled user a token that every scoped route then refuses.
+        Some(_) if user.is_disabled() => return Err(ApiError::InactiveUser),
+        Some(scopes) => Some(scopes.grant(&form.scope, user.scopes.as_deref())),
     };
-    let refresh_token =
-        refresh.start(&state.users, &user.username, "").await.map_err(|_| ApiError::Unavailable)?;
-    Ok(Token {
-        access_token,
-        token_type: "bearer",
-        expires_in: Some(state.tokens.lifetime().as_secs()),
-        refresh_token: Some(refresh_token),
-    })
+    let refresh_token = match &state.refresh {
+        Some(refresh) => {
+            let scope = grant.as_ref().map_or("", |grant| grant.scope.as_str());
+            Some(
+                refresh
+                    .start(&state.users, &user.username, scope)
+                    .await
+                    .map_err(|_| ApiError::Unavailable)?,
+            )
+        }
+        None => None,
+    };
+    answer(state, &user, grant, refresh_token).await
 }
 
-/// Exchanges a refresh token for a new access token and a new refresh token. Failures count
-/// against the client's address like failed logins (there is no hash to spend: a wrong token
-/// costs one store lookup), so refresh tokens cannot be guessed faster than passwords.
-async fn refresh_grant(state: &AppState, client: IpAddr, presented: &str) -> Result<Token, ApiError> {
+/// Exchanges a refresh token for a new access token and a new refresh token, with the scopes of
+/// the login (or fewer, when asked: never more, RFC 6749 §6). Failures count against the
+/// client's address like failed logins (there is no hash to spend: a wrong token costs one
+/// store lookup), so refresh tokens cannot be guessed faster than passwords.
+async fn refresh_grant(
+    state: &AppState,
+    client: IpAddr,
+    presented: &str,
+    scope: Option<&str>,
+) -> Result<Token, ApiError> {
     let refresh = state
         .refresh
         .as_ref()
         .ok_or_else(|| ApiError::oauth("unsupported_grant_type", "Refresh tokens are off"))?;
+    let asked = scope.filter(|_| state.scopes.is_some());
+    if let Some(asked) = asked {
+        check_scope_field(asked)?;
+    }
     let attempt = state.auth.throttle.reserve_for_client(client).await.map_err(|refusal| match refusal {
         Refusal::Throttled(throttled) => ApiError::TooManyAttempts { retry_after: throttled.retry_after },
         Refusal::Unavailable => ApiError::Unavailable,
     })?;
-    match refresh.rotate(&state.users, presented).await {
+    match refresh.rotate(&state.users, presented, asked).await {
         Ok(issued) => {
             attempt.succeeded().await;
-            let access_token = mint(state, &issued.user).await?;
-            Ok(Token {
-                access_token,
-                token_type: "bearer",
-                expires_in: Some(state.tokens.lifetime().as_secs()),
-                refresh_token: Some(issued.token),
-            })
+            let grant = state
+                .scopes
+                .as_ref()
+                .map(|scopes| scopes.grant(asked.unwrap_or(&issued.scope), issued.user.scopes.as_deref()));
+            answer(state, &issued.user, grant, Some(issued.token)).await
         }
         Err(RefreshError::Invalid(description)) => {
             attempt.failed().await;
             Err(ApiError::oauth("invalid_grant", description))
         }
+        Err(RefreshError::BroaderScope) => {
+            Err(ApiError::oauth("invalid_scope", "The requested scope is broader than the one granted"))
+        }
         Err(RefreshError::Unavailable) => Err(ApiError::Unavailable),
     }
+}
+
+/// The token answer for `user` (RFC 6749 §5.1): an access token with `grant`'s scope; with
+/// refresh tokens on, `expires_in` and `refresh_token`; `scope` when fewer were granted than
+/// asked for.
+async fn answer(
+    state: &AppState,
+    user: &UserInDb,
+    grant: Option<Grant>,
+    refresh_token: Option<String>,
+) -> Result<Token, ApiError> {
+    let access_token = mint(state, user, grant.as_ref().map(|grant| grant.scope.as_str())).await?;
+    Ok(Token {
+        access_token,
+        token_type: "bearer",
+        expires_in: refresh_token.is_some().then(|| state.tokens.lifetime().as_secs()),
+        refresh_token,
+        scope: grant.filter(|grant| grant.narrowed).map(|grant| grant.scope),
+    })
+}
+
+/// A `scope` field over the bound gets pydantic's `string_too_long`, as an overlong password.
+fn check_scope_field(scope: &str) -> Result<(), ApiError> {
+    if scope.chars().count() > MAX_SCOPE_FIELD_CHARS {
+        return Err(ApiError::Validation(vec![FieldError {
+            kind: "string_too_long",
+            loc: ["body", "scope"],
+            msg: format!("String should have at most {MAX_SCOPE_FIELD_CHARS} characters"),
+            input: None,
+            ctx: Some(serde_json::json!({"max_length": MAX_SCOPE_FIELD_CHARS})),
+        }]));
+    }
+    Ok(())
 }
 
 /// Answers `POST /revoke` (RFC 7009): 200 whether or not the token was known (§2.2); a refresh
@@ -117,7 +184,7 @@ async fn revoke_access_token(state: &AppState, token: &str) -> Result<bool, ApiE
 /// An access token for `user`. Right after the user logged out everywhere, a token of the same
 /// second would count as issued before it (tokens carry whole seconds), so minting waits for
 /// the cut-off second to begin (at most a second, and only then).
-async fn mint(state: &AppState, user: &UserInDb) -> Result<String, ApiError> {
+async fn mint(state: &AppState, user: &UserInDb, scope: Option<&str>) -> Result<String, ApiError> {
     let now = unix_now();
     if user.tokens_valid_after > now && user.tokens_valid_after <= now + 1 {
         let wait = SystemTime::now().duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |now| {
@@ -125,7 +192,7 @@ async fn mint(state: &AppState, user: &UserInDb) -> Result<String, ApiError> {
         });
         tokio::time::sleep(wait).await;
     }
-    state.tokens.create_access_token(&user.username).map_err(|_| ApiError::Internal)
+    state.tokens.create_access_token(&user.username, scope).map_err(|_| ApiError::Internal)
 }
 
 impl ErrorStyle {

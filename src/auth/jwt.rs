@@ -90,6 +90,8 @@ pub enum TokenError {
 #[derive(Serialize)]
 struct NewClaims<'a> {
     sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
     exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
@@ -107,7 +109,20 @@ pub struct AccessToken {
     /// When it was issued: its `iat`, or, for tokens without one (the tutorial's), `exp` less
     /// the configured lifetime.
     pub issued_at: i64,
+    /// Its `scope` claim (scopes mode).
+    pub scope: ScopeClaim,
     signature: Vec<u8>,
+}
+
+/// A token's `scope` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeClaim {
+    /// No claim: no scopes.
+    Absent,
+    /// Space-separated scopes.
+    Text(String),
+    /// A claim that is not a string (the chapter's app answers 500 for it; we refuse the token).
+    NotText,
 }
 
 impl AccessToken {
@@ -159,11 +174,15 @@ impl TokenKeys {
     /// PyJWT writes for the same claims: header `{"alg":"HS256","typ":"JWT"}` (with a key set,
     /// `{"alg":...,"kid":...,"typ":"JWT"}`: PyJWT sorts the header's keys), claims
     /// `{"sub":...,"exp":...}` (then `"iat"` and `"jti"` when asked for).
-    pub fn create_access_token(&self, username: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn create_access_token(
+        &self,
+        username: &str,
+        scope: Option<&str>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = unix_now();
         let exp = now.saturating_add(self.lifetime.as_secs());
         let (iat, jti) = if self.lifecycle_claims { (Some(now), Some(random_id())) } else { (None, None) };
-        let claims = serde_json::to_vec(&NewClaims { sub: username, exp, iat, jti })?;
+        let claims = serde_json::to_vec(&NewClaims { sub: username, scope, exp, iat, jti })?;
         let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 2 + 48);
         token.push_str(&self.header_b64);
         token.push('.');
@@ -195,7 +214,7 @@ impl TokenKeys {
         let exp = u64::try_from(claims.exp).unwrap_or(u64::MAX);
         let issued_at = claims.iat.unwrap_or(claims.exp - i128::from(self.lifetime.as_secs()));
         let issued_at = i64::try_from(issued_at).unwrap_or(if issued_at < 0 { i64::MIN } else { i64::MAX });
-        Ok(AccessToken { sub: claims.sub, exp, issued_at, signature })
+        Ok(AccessToken { sub: claims.sub, exp, issued_at, scope: claims.scope, signature })
     }
 
     /// The key that checks a token with this header.
@@ -311,12 +330,14 @@ struct Claims {
     iat: Option<Value>,
     aud: Option<Value>,
     jti: Option<Value>,
+    scope: Option<Value>,
 }
 
 impl Claims {
     fn from_json(json: &[u8]) -> Result<Self, TokenError> {
-        let [sub, exp, nbf, iat, aud, jti] = object_fields(json, ["sub", "exp", "nbf", "iat", "aud", "jti"])?;
-        Ok(Self { sub, exp, nbf, iat, aud, jti })
+        let [sub, exp, nbf, iat, aud, jti, scope] =
+            object_fields(json, ["sub", "exp", "nbf", "iat", "aud", "jti", "scope"])?;
+        Ok(Self { sub, exp, nbf, iat, aud, jti, scope })
     }
 
     /// PyJWT's checks, in its order, at `now` (whole seconds since the epoch); the subject,
@@ -344,7 +365,14 @@ impl Claims {
             return Err(TokenError::Claims);
         }
         match self.sub {
-            Some(Value::String(sub)) => Ok(Validated { sub, exp, iat }),
+            Some(Value::String(sub)) => {
+                let scope = match self.scope {
+                    None => ScopeClaim::Absent,
+                    Some(Value::String(scope)) => ScopeClaim::Text(scope),
+                    Some(_) => ScopeClaim::NotText,
+                };
+                Ok(Validated { sub, exp, iat, scope })
+            }
             _ => Err(TokenError::Claims),
         }
     }
@@ -356,6 +384,7 @@ struct Validated {
     sub: String,
     exp: i128,
     iat: Option<i128>,
+    scope: ScopeClaim,
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number of seconds, a fraction truncated as PyJWT's
@@ -402,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_minted_token_has_pyjwts_header_and_claims_and_decodes_back() {
-        let token = keys().create_access_token("johndoe").unwrap();
+        let token = keys().create_access_token("johndoe", None).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(URL_SAFE_NO_PAD.decode(parts[0]).unwrap(), br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -419,7 +448,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let other = TokenKeys::new(&SecretKey::new("another key"), Duration::from_secs(60));
-        let token = other.create_access_token("johndoe").unwrap();
+        let token = other.create_access_token("johndoe", None).unwrap();
         assert_eq!(keys().decode_token(&token), Err(TokenError::Signature));
     }
 
@@ -465,7 +494,7 @@ mod tests {
     #[test]
     fn correctly_padded_segments_are_accepted_and_bad_base64_is_not() {
         let keys = keys();
-        let token = keys.create_access_token("johndoe").unwrap();
+        let token = keys.create_access_token("johndoe", None).unwrap();
         let signature = token.rsplit('.').next().unwrap();
         assert_eq!(signature.len(), 43);
         assert_eq!(keys.decode_token(&format!("{token}=")).map(|token| token.sub).as_deref(), Ok("johndoe"));
@@ -507,13 +536,13 @@ mod tests {
     #[test]
     fn a_decoded_token_tells_when_it_was_issued_and_has_a_stable_id() {
         let keys = keys();
-        let token = keys.create_access_token("johndoe").unwrap();
+        let token = keys.create_access_token("johndoe", None).unwrap();
         let decoded = keys.decode_token(&token).unwrap();
         assert_eq!(decoded.issued_at, i64::try_from(decoded.exp).unwrap() - 1800, "exp less the lifetime");
         assert_eq!(decoded.id_hex().len(), 32);
         assert_eq!(decoded.id(), keys.decode_token(&token).unwrap().id());
         let with_iat = keys.with_lifecycle_claims();
-        let token = with_iat.create_access_token("johndoe").unwrap();
+        let token = with_iat.create_access_token("johndoe", None).unwrap();
         let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
         let payload: Value = serde_json::from_slice(&payload).unwrap();
         let (exp, iat) = (payload["exp"].as_u64().unwrap(), payload["iat"].as_u64().unwrap());
@@ -578,7 +607,7 @@ mod tests {
     fn with_a_key_set_tokens_name_their_key_in_pyjwts_header_layout() {
         for algorithm in KeyAlgorithm::ALL {
             let (keys, jwks) = key_set(&[algorithm]);
-            let token = keys.create_access_token("johndoe").unwrap();
+            let token = keys.create_access_token("johndoe", None).unwrap();
             let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
             let kid = jwks[0]["kid"].as_str().unwrap();
             let expected = format!(r#"{{"alg":"{algorithm}","kid":"{kid}","typ":"JWT"}}"#);

@@ -13,5 +13,7 @@ pub mod login;
 pub mod password;
 /// Refresh tokens: families, rotation, reuse detection.
 pub mod refresh;
+/// OAuth2 scopes: what is configured, granted and needed.
+pub mod scopes;
 /// Brute-force throttling of failed logins.
 pub mod throttle;

@@ -35,6 +35,9 @@ pub enum RefreshError {
     /// Unknown, expired, revoked, reused, or its user can no longer have tokens.
     #[error("{0}")]
     Invalid(&'static str),
+    /// A refresh asking for a scope the login was not granted (RFC 6749 §6: `invalid_scope`).
+    #[error("the requested scope is broader than the one granted")]
+    BroaderScope,
     /// The store cannot answer now.
     #[error("the store is unavailable")]
     Unavailable,
@@ -80,7 +83,12 @@ impl RefreshConfig {
     /// Exchanges `presented` for a new token of its family, after checking the token (known,
     /// not used before, within both lifetimes) and its user (present, enabled, not logged out
     /// everywhere since the login). A reused token ends its family.
-    pub async fn rotate(&self, users: &UserStore, presented: &str) -> Result<Issued, RefreshError> {
+    pub async fn rotate(
+        &self,
+        users: &UserStore,
+        presented: &str,
+        scope: Option<&str>,
+    ) -> Result<Issued, RefreshError> {
         let now = unix_now_ms();
         let old = hash(presented);
         let Some(token) = users.find_refresh(&old).await? else { return Err(RefreshError::Invalid(INVALID)) };
@@ -101,6 +109,12 @@ impl RefreshConfig {
             return Err(RefreshError::Invalid(INVALID));
         }
         let user = user.expect("checked above");
+        // Fewer scopes may be asked for, never one the login was not granted (the token stays).
+        if scope.is_some_and(|scope| {
+            scope.split_whitespace().any(|asked| !family.scope.split(' ').any(|granted| granted == asked))
+        }) {
+            return Err(RefreshError::BroaderScope);
+        }
         let new = random_token();
         let idle_expires_at = now.saturating_add(millis(self.idle)).min(family.expires_at);
         if !users.rotate_refresh(&old, &hash(&new), idle_expires_at, now).await? {

@@ -91,6 +91,22 @@ pub enum UsersCommand {
         /// Create the account disabled.
         #[arg(long)]
         disabled: bool,
+        /// The scopes the user may be granted, comma-separated (e.g. `me,items`); without it,
+        /// every scope in SCOPES.
+        #[arg(long, value_name = "LIST")]
+        scopes: Option<String>,
+    },
+    /// Set the scopes a user may be granted: a comma-separated LIST (`me,items`; `""` for
+    /// none), or --all for every scope in SCOPES. Tokens already issued keep their scopes.
+    SetScopes {
+        /// The username.
+        name: String,
+        /// The scopes, comma-separated.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        list: Option<String>,
+        /// Every scope SCOPES configures, now and later (no list).
+        #[arg(long)]
+        all: bool,
     },
     /// Set a user's password; the password is read as described above.
     SetPassword {

@@ -2,14 +2,16 @@
 //! command is one change in one transaction; a running server sees it within a second.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::auth::password::{Memory, hash_password};
+use crate::auth::scopes::ScopesConfig;
 use crate::cli::UsersCommand;
 use crate::cli::password::read_new_password;
 use crate::cli::serve::check_hash;
 use crate::config::Config;
-use crate::store::user::check_username;
-use crate::store::{StoreError, Update, User, UserRecord, UserStore, users_file};
+use crate::store::user::{check_scope_list, check_username};
+use crate::store::{StoreError, Update, User, UserInDb, UserRecord, UserStore, users_file};
 
 /// The longest full name or email accepted, in characters.
 const MAX_FIELD_CHARS: usize = 320;
@@ -37,7 +39,7 @@ fn execute(command: UsersCommand) -> Result<String, String> {
         "the users commands need DATABASE_URL (sqlite://PATH or postgres://...), in the environment or .env; without it the server serves the embedded users or USERS_FILE, which are read-only",
     )?;
     // Everything that needs no database (and the slow password hash) comes first.
-    let change = prepare(command)?;
+    let change = prepare(command, config.scopes.as_ref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,15 +63,21 @@ enum Change {
     Import(Vec<UserRecord>),
 }
 
-fn prepare(command: UsersCommand) -> Result<Change, String> {
+fn prepare(command: UsersCommand, configured: Option<&ScopesConfig>) -> Result<Change, String> {
     Ok(match command {
-        UsersCommand::Add { name, full_name, email, disabled } => {
+        UsersCommand::Add { name, full_name, email, disabled, scopes } => {
             check_username(&name)?;
             check_field("--full-name", full_name.as_deref())?;
             check_field("--email", email.as_deref())?;
+            let scopes = scopes.map(|list| scope_list(&list, configured)).transpose()?;
             let hashed_password = new_hash()?;
             let user = User { username: name, email, full_name, disabled: Some(disabled) };
-            Change::Add(UserRecord::new(user, hashed_password))
+            Change::Add(UserRecord { scopes, ..UserRecord::new(user, hashed_password) })
+        }
+        UsersCommand::SetScopes { name, list, all } => {
+            let scopes =
+                if all { None } else { Some(scope_list(list.as_deref().unwrap_or(""), configured)?) };
+            Change::Update(name, Update { scopes: Some(scopes), ..Update::default() }, "set the scopes of")
         }
         // A new password, a disabled account and logging out everywhere each end the user's
         // refresh tokens and the access tokens issued so far.
@@ -117,7 +125,7 @@ async fn apply(store: &UserStore, change: Change) -> Result<String, StoreError> 
             format!("removed {name:?}")
         }
         Change::List { json } => {
-            let users: Vec<User> = store.list().iter().map(|user| user.user.clone()).collect();
+            let users = store.list();
             if json { users_file::to_public_json(&users) } else { table(&users) }
         }
         Change::Import(records) => {
@@ -141,6 +149,25 @@ pub fn tokens_cutoff() -> i64 {
     i64::try_from(now).unwrap_or(i64::MAX) + 1
 }
 
+/// A comma-separated scope list, each name a scope token (and one SCOPES configures, when it
+/// is set here), repeats dropped.
+fn scope_list(list: &str, configured: Option<&ScopesConfig>) -> Result<Vec<String>, String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in list.split(',').map(str::trim).filter(|scope| !scope.is_empty()) {
+        if !scopes.iter().any(|seen| seen == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    check_scope_list(&scopes)?;
+    if let Some(configured) = configured
+        && let Some(unknown) = scopes.iter().find(|scope| !configured.contains(scope))
+    {
+        let known: Vec<&str> = configured.iter().map(|(name, _)| name).collect();
+        return Err(format!("scope {unknown:?} is not in SCOPES ({})", known.join(", ")));
+    }
+    Ok(scopes)
+}
+
 fn new_hash() -> Result<String, String> {
     let password = read_new_password()?;
     Ok(hash_password(password.as_bytes(), &mut Memory::default()))
@@ -159,8 +186,8 @@ fn check_field(option: &str, value: Option<&str>) -> Result<(), String> {
 }
 
 /// The users as a readable table.
-fn table(users: &[User]) -> String {
-    let rows: Vec<[String; 4]> = users
+fn table(users: &[Arc<UserInDb>]) -> String {
+    let rows: Vec<[String; 5]> = users
         .iter()
         .map(|user| {
             [
@@ -168,11 +195,16 @@ fn table(users: &[User]) -> String {
                 user.full_name.clone().unwrap_or_default(),
                 user.email.clone().unwrap_or_default(),
                 if user.is_disabled() { "yes".into() } else { "no".into() },
+                match &user.scopes {
+                    None => "(all)".into(),
+                    Some(scopes) if scopes.is_empty() => "(none)".into(),
+                    Some(scopes) => scopes.join(","),
+                },
             ]
         })
         .collect();
-    let header = ["USERNAME", "FULL NAME", "EMAIL", "DISABLED"].map(String::from);
-    let widths: Vec<usize> = (0..4)
+    let header = ["USERNAME", "FULL NAME", "EMAIL", "DISABLED", "SCOPES"].map(String::from);
+    let widths: Vec<usize> = (0..header.len())
         .map(|column| {
             std::iter::once(&header).chain(&rows).map(|row| row[column].chars().count()).max().unwrap_or(0)
         })

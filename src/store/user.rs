@@ -128,9 +128,53 @@ pub fn check_username(username: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The longest scope name, in bytes.
+pub const MAX_SCOPE_LEN: usize = 128;
+
+/// Checks a scope name as RFC 6749 §3.3 allows it (`scope-token`: printable ASCII but space,
+/// `"` and `\`), not empty, at most 128 bytes.
+pub fn check_scope_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("a scope name cannot be empty")
+    } else if name.len() > MAX_SCOPE_LEN {
+        Err("a scope name has at most 128 characters")
+    } else if !name.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+        Err("a scope name is printable ASCII without spaces, '\"' or '\\' (RFC 6749 §3.3)")
+    } else {
+        Ok(())
+    }
+}
+
+/// The most scopes a user's list may name (as `SCOPES` may define).
+pub const MAX_SCOPES: usize = 100;
+
+/// Checks a user's list of allowed scopes: each name as [`check_scope_name`] allows, at most
+/// [`MAX_SCOPES`] of them.
+pub fn check_scope_list(scopes: &[String]) -> Result<(), String> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(format!("a user has at most {MAX_SCOPES} scopes"));
+    }
+    for scope in scopes {
+        check_scope_name(scope).map_err(|reason| format!("scope {scope:?}: {reason}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_names_are_rfc_6749_scope_tokens() {
+        assert_eq!(check_scope_name("items:read"), Ok(()));
+        assert_eq!(check_scope_name(&"s".repeat(128)), Ok(()));
+        for bad in ["", "read all", "quote\"", "back\\slash", "é", "tab\t", &"s".repeat(129)] {
+            assert!(check_scope_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_scope_list(&["me".into(), "items".into()]).is_ok());
+        assert!(check_scope_list(&vec!["me".to_owned(); 101]).unwrap_err().contains("at most 100"));
+        assert!(check_scope_list(&["me".into(), "a b".into()]).unwrap_err().contains("\"a b\""));
+    }
 
     #[test]
     fn usernames_are_checked_as_the_cli_accepts_them() {

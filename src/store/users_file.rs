@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::user::{User, UserRecord};
+use crate::store::user::{User, UserInDb, UserRecord, check_scope_list};
 
 /// One entry of a users file.
 #[derive(Deserialize)]
@@ -31,6 +32,8 @@ struct PublicEntry<'a> {
     full_name: &'a Option<String>,
     email: &'a Option<String>,
     disabled: &'a Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: &'a Option<Vec<String>>,
 }
 
 /// Why a users file could not be read. The message names the entry and the problem.
@@ -46,7 +49,7 @@ pub enum UsersFileError {
     },
     /// Not JSON (nor the tutorial's Python dict) of the expected shape.
     #[error(
-        "not a valid users file: {0} (expected {{\"<username>\": {{\"username\": ..., \"hashed_password\": \"$argon2id$...\", \"email\"?, \"full_name\"?, \"disabled\"?}}}})"
+        "not a valid users file: {0} (expected {{\"<username>\": {{\"username\": ..., \"hashed_password\": \"$argon2id$...\", \"email\"?, \"full_name\"?, \"disabled\"?, \"scopes\"?: [...]}}}})"
     )]
     Json(serde_json::Error),
     /// An entry whose key is not its username.
@@ -72,6 +75,14 @@ pub enum UsersFileError {
         key: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// An entry whose scopes list is not one of scope names.
+    #[error("entry {key:?}: scopes: {reason}")]
+    Scopes {
+        /// The map key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// No users at all.
     #[error("the file defines no users")]
@@ -111,6 +122,9 @@ pub fn parse(
         if let Err(reason) = check_hash(&entry.hashed_password) {
             return Err(UsersFileError::Hash { key, reason });
         }
+        if let Some(Err(reason)) = entry.scopes.as_deref().map(check_scope_list) {
+            return Err(UsersFileError::Scopes { key, reason });
+        }
         let user = User {
             username: entry.username,
             email: entry.email,
@@ -123,7 +137,7 @@ pub fn parse(
 }
 
 /// The users-file shape without hashes, for `users list --json`, keys in username order.
-pub fn to_public_json(users: &[User]) -> String {
+pub fn to_public_json(users: &[Arc<UserInDb>]) -> String {
     let entries: BTreeMap<&str, PublicEntry> = users
         .iter()
         .map(|user| {
@@ -132,6 +146,7 @@ pub fn to_public_json(users: &[User]) -> String {
                 full_name: &user.full_name,
                 email: &user.email,
                 disabled: &user.disabled,
+                scopes: &user.scopes,
             };
             (user.username.as_str(), entry)
         })
@@ -283,6 +298,11 @@ mod tests {
         let error = parse(&typo, any_hash).unwrap_err().to_string();
         assert!(error.contains("unknown field `disable`"), "{error}");
 
+        let bad_scopes =
+            format!(r#"{{"bob": {{"username": "bob", "hashed_password": "{HASH}", "scopes": ["a b"]}}}}"#);
+        let error = parse(&bad_scopes, any_hash).unwrap_err().to_string();
+        assert!(error.contains(r#"entry "bob": scopes: scope "a b""#), "{error}");
+
         assert!(matches!(parse("{}", any_hash), Err(UsersFileError::Empty)));
         assert!(matches!(parse("[1, 2", any_hash), Err(UsersFileError::Json(_))));
         assert!(matches!(parse("users = [True]", any_hash), Err(UsersFileError::Json(_))));
@@ -291,15 +311,22 @@ mod tests {
     #[test]
     fn the_public_json_has_the_files_shape_without_hashes() {
         let records = parse(
-            &format!(r#"{{"bob": {{"username": "bob", "email": "b@x", "hashed_password": "{HASH}"}}}}"#),
+            &format!(
+                r#"{{"bob": {{"username": "bob", "email": "b@x", "hashed_password": "{HASH}"}},
+                    "eve": {{"username": "eve", "hashed_password": "{HASH}", "scopes": ["me"]}}}}"#
+            ),
             any_hash,
         )
         .unwrap();
-        let users: Vec<User> = records.into_iter().map(|record| record.user).collect();
+        let users: Vec<Arc<UserInDb>> = records.into_iter().map(|record| Arc::new(record.into())).collect();
         let json: serde_json::Value = serde_json::from_str(&to_public_json(&users)).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"bob": {"username": "bob", "full_name": null, "email": "b@x", "disabled": null}})
+            serde_json::json!({
+                "bob": {"username": "bob", "full_name": null, "email": "b@x", "disabled": null},
+                "eve": {"username": "eve", "full_name": null, "email": null, "disabled": null, "scopes": ["me"]},
+            })
         );
+        assert!(!to_public_json(&users).contains(HASH));
     }
 }

@@ -27,6 +27,11 @@ fn missing_prerequisites(e2e: &Path) -> Vec<String> {
 /// Runs `e2e/swagger-ui.mjs` against `app` (expecting `extra_operations` after the tutorial's
 /// three), or says plainly why it cannot run; screenshots go to `target/e2e/<name>/`.
 async fn drive_swagger_ui(app: &TestApp, extra_operations: &str, name: &str) {
+    drive_swagger_ui_with(app, extra_operations, None, name).await;
+}
+
+/// As `drive_swagger_ui`; with `scopes` (the server's `SCOPES`), checks scopes mode instead.
+async fn drive_swagger_ui_with(app: &TestApp, extra_operations: &str, scopes: Option<&str>, name: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let missing = missing_prerequisites(&root.join("e2e"));
     if !missing.is_empty() {
@@ -40,7 +45,11 @@ async fn drive_swagger_ui(app: &TestApp, extra_operations: &str, name: &str) {
         return;
     }
 
-    let run = tokio::process::Command::new("node")
+    let mut node = tokio::process::Command::new("node");
+    if let Some(scopes) = scopes {
+        node.env("SCOPES", scopes);
+    }
+    let run = node
         .arg(root.join("e2e/swagger-ui.mjs"))
         .env("BASE_URL", &app.address)
         .env("SCREENSHOT_DIR", root.join("target/e2e").join(name))
@@ -81,4 +90,22 @@ async fn swagger_ui_keeps_working_with_refresh_tokens_and_a_key_set() {
 
     let extra = r#"[["POST", "/revoke", "Revoke Token"], ["GET", "/.well-known/jwks.json", "Signing Keys"]]"#;
     drive_swagger_ui(&app, extra, "screenshots-lifecycle").await;
+}
+
+#[tokio::test]
+async fn swagger_ui_offers_the_scopes_and_the_ticked_ones_end_up_in_the_token() {
+    let scopes = r#"{"me": "Read information about the current user.", "items": "Read items."}"#;
+    let config = oauth2_jwt_server::config::Config {
+        scopes: Some(scopes.parse().unwrap()),
+        ..crate::helpers::test_config()
+    };
+    let app = TestApp::spawn_with(config, oauth2_jwt_server::store::UserStore::seeded()).await;
+
+    drive_swagger_ui_with(
+        &app,
+        r#"[["GET", "/status/", "Read System Status"]]"#,
+        Some(scopes),
+        "screenshots-scopes",
+    )
+    .await;
 }

@@ -56,6 +56,7 @@ pub fn test_config() -> Config {
         limits: Limits::default(),
         refresh_tokens: None,
         token_errors: ErrorStyle::FastApi,
+        scopes: None,
     }
 }
 

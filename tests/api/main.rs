@@ -16,6 +16,7 @@ mod postgres;
 mod postgres_harness;
 mod processes;
 mod routing;
+mod scopes;
 mod shared_counters;
 mod signing_keys;
 mod store_faults;

@@ -27,7 +27,7 @@ fn hash_with_the_cli(password: &str) -> String {
 }
 
 /// The server binary with a clean environment plus `vars`, run in an empty directory (no .env).
-fn start_binary(vars: &[(&str, &str)]) -> Child {
+pub fn start_binary(vars: &[(&str, &str)]) -> Child {
     let dir = std::env::temp_dir().join(format!("oauth2-jwt-server-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     start_binary_in(&dir, vars)

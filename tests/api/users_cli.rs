@@ -17,9 +17,14 @@ const JOHNDOE_HASH: &str =
 /// Runs the binary with `args`, `DATABASE_URL` (if any) as its only setting, `stdin` piped in,
 /// in an empty directory (no `.env`).
 pub fn cli(url: Option<&str>, args: &[&str], stdin: &str) -> Output {
+    cli_with(url, &[], args, stdin)
+}
+
+/// As `cli`, with these settings too.
+pub fn cli_with(url: Option<&str>, vars: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BINARY);
-    command.args(args).env_clear().current_dir(dir.path());
+    command.args(args).env_clear().envs(vars.iter().copied()).current_dir(dir.path());
     if let Some(url) = url {
         command.env("DATABASE_URL", url);
     }
@@ -42,7 +47,7 @@ pub fn assert_exit(output: &Output, code: i32, reason: &str) {
     }
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -68,7 +73,7 @@ async fn token_after_this_second(username: &str) -> String {
 }
 
 /// How long until `check` holds, polling every 20 ms; fails after 5 s.
-async fn time_until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+pub async fn time_until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !check().await {
         assert!(started.elapsed() < Duration::from_secs(5), "{what}: not seen after 5 s");
@@ -90,7 +95,7 @@ on_every_database! {
         assert_exit(&list, 0, "");
         assert_eq!(
             stdout(&list),
-            "USERNAME  FULL NAME    EMAIL              DISABLED\ncarol     Carol Jones  carol@example.com  no\n(1 user)\n"
+            "USERNAME  FULL NAME    EMAIL              DISABLED  SCOPES\ncarol     Carol Jones  carol@example.com  no        (all)\n(1 user)\n"
         );
         let json: serde_json::Value = serde_json::from_slice(&cli(Some(&url), &["users", "list", "--json"], "").stdout).unwrap();
         assert_eq!(json, serde_json::json!({"carol": {"username": "carol", "full_name": "Carol Jones", "email": "carol@example.com", "disabled": false}}));
