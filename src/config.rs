@@ -15,6 +15,7 @@ use crate::auth::scopes::ScopesConfig;
 use crate::auth::throttle::ThrottleConfig;
 use crate::http::server::Limits;
 use crate::store::{DatabaseUrl, StoreOptions};
+use crate::telemetry::logging::LogFormat;
 
 /// The server's settings. `Config::from_env` reads them; tests write the struct out.
 #[derive(Debug, Clone)]
@@ -50,6 +51,11 @@ pub struct Config {
     /// OAuth2 scopes (`SCOPES`, a JSON object of name to description); `None`: off, as in the
     /// tutorial.
     pub scopes: Option<ScopesConfig>,
+    /// Where `GET /metrics` is served (`METRICS_ADDR`), on a listener of its own; `None`: no
+    /// metrics are kept.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How log lines are written (`LOG_FORMAT`): readable text by default, or JSON.
+    pub log_format: LogFormat,
 }
 
 /// Why the environment could not be turned into a `Config`.
@@ -112,6 +118,8 @@ impl Config {
             refresh_tokens: refresh_tokens(&env)?,
             token_errors: env.parse("TOKEN_ERRORS", ErrorStyle::FastApi)?,
             scopes: env.parse_optional("SCOPES")?,
+            metrics_addr: env.parse_some("METRICS_ADDR")?,
+            log_format: env.parse("LOG_FORMAT", LogFormat::Text)?,
         })
     }
 }
@@ -203,6 +211,7 @@ fn limits(env: &Env) -> Result<Limits, ConfigError> {
         body_timeout: env.seconds("BODY_READ_TIMEOUT_SECS", d.body_timeout.as_secs(), 1..=300)?,
         request_timeout: env.seconds("REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs(), 1..=600)?,
         max_connections: env.parse_in("MAX_CONNECTIONS", d.max_connections, 1..=1_000_000)?,
+        shutdown_drain: env.seconds("SHUTDOWN_DRAIN_SECS", d.shutdown_drain.as_secs(), 0..=300)?,
         ..d
     })
 }
@@ -225,6 +234,21 @@ impl Env<'_> {
         match self.get(name) {
             None => Ok(default),
             Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError::Invalid {
+                name,
+                expected: error.to_string(),
+                value,
+            }),
+        }
+    }
+
+    /// Parses the variable with `FromStr` when it is set.
+    fn parse_some<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => value.trim().parse().map(Some).map_err(|error: T::Err| ConfigError::Invalid {
                 name,
                 expected: error.to_string(),
                 value,
@@ -392,6 +416,9 @@ mod tests {
             "TOKEN_ERRORS",
             "SCOPES",
             "RUST_LOG",
+            "LOG_FORMAT",
+            "METRICS_ADDR",
+            "SHUTDOWN_DRAIN_SECS",
             "LOGIN_THROTTLE",
         ] {
             assert!(example.iter().any(|(key, _)| *key == name), "{name} is documented");
@@ -428,6 +455,28 @@ mod tests {
             "{missing}"
         );
         assert!(config(&[("JWT_KEYS_FILE", "")]).unwrap().jwt_keys.is_none(), "empty is unset");
+    }
+
+    #[test]
+    fn operations_settings_are_off_by_default_and_checked() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.metrics_addr, None);
+        assert_eq!(defaults.log_format, LogFormat::Text);
+        assert_eq!(defaults.limits.shutdown_drain, Duration::from_secs(5));
+        let set = config(&[
+            ("METRICS_ADDR", "127.0.0.1:9100"),
+            ("LOG_FORMAT", "JSON"),
+            ("SHUTDOWN_DRAIN_SECS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(set.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(set.log_format, LogFormat::Json);
+        assert_eq!(set.limits.shutdown_drain, Duration::ZERO);
+        let bad = config(&[("METRICS_ADDR", ":9100")]).unwrap_err().to_string();
+        assert!(bad.starts_with("invalid METRICS_ADDR=\":9100\""), "{bad}");
+        let bad = config(&[("LOG_FORMAT", "yaml")]).unwrap_err().to_string();
+        assert_eq!(bad, "invalid LOG_FORMAT=\"yaml\": expected text or json");
+        assert!(config(&[("SHUTDOWN_DRAIN_SECS", "301")]).is_err());
     }
 
     #[test]

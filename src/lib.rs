@@ -6,6 +6,7 @@
 //! - `auth`: the domain: password hashing, `authenticate_user`, tokens, throttling;
 //! - `api`: the HTTP surface: routes, extractors, form, errors, OpenAPI and docs;
 //! - `http`: the plumbing around every request: accept loop, framing, limits, client address;
+//! - `telemetry`: metrics and the log's format, which every part above may record into;
 //! - `config`: every setting, read once into a value;
 //! - `cli`: the commands of the binary besides serving.
 //!
@@ -24,6 +25,8 @@ pub mod config;
 pub mod http;
 /// The user store.
 pub mod store;
+/// Metrics and the log's format, for operators.
+pub mod telemetry;
 
 pub use api::{App, AppState, app};
 
@@ -33,13 +36,27 @@ use crate::auth::jwt::TokenKeys;
 use crate::auth::login::Authenticator;
 use crate::config::Config;
 use crate::store::UserStore;
+use crate::telemetry::Metrics;
 
 /// The state is assembled here, where the settings meet the parts they configure.
 impl AppState {
-    /// Builds the state from a config and a user table (starting the hashing threads).
+    /// Builds the state from a config and a user table (starting the hashing threads). Metrics
+    /// are kept when `METRICS_ADDR` is set, and recorded into by every part.
     pub fn new(config: &Config, users: UserStore) -> Self {
+        let metrics = if config.metrics_addr.is_some() {
+            Metrics::new(api::route_table::ROUTES)
+        } else {
+            Metrics::off()
+        };
+        users.record_into(&metrics);
+        let shared_counters = users.shared_counters();
         Self {
-            auth: Arc::new(Authenticator::new(config.hashing, config.throttle, users.shared_counters())),
+            auth: Arc::new(Authenticator::new(
+                config.hashing,
+                config.throttle,
+                shared_counters,
+                metrics.clone(),
+            )),
             users,
             tokens: Arc::new(token_keys(config)),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
@@ -47,6 +64,8 @@ impl AppState {
             refresh: config.refresh_tokens,
             token_errors: config.token_errors,
             scopes: config.scopes.clone().map(Arc::new),
+            metrics,
+            draining: Default::default(),
         }
     }
 }

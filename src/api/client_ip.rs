@@ -10,6 +10,11 @@ use std::str::FromStr;
 pub struct TrustedProxies(Vec<(IpAddr, u8)>);
 
 impl TrustedProxies {
+    /// True when no proxy is trusted (the default).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// True when `ip` lies in one of the trusted networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|(network, bits)| in_network(ip, *network, *bits))

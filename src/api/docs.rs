@@ -61,8 +61,12 @@ async fn swagger_file(file: &str) -> Response {
     let config = Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
     match utoipa_swagger_ui::serve(file, config) {
         Ok(Some(found)) => {
-            let mut response =
-                ([(CONTENT_TYPE, found.content_type)], found.bytes.into_owned()).into_response();
+            // FastAPI answers its HTML pages (`/docs/oauth2-redirect`) with the charset.
+            let content_type = match found.content_type.as_str() {
+                "text/html" => "text/html; charset=utf-8".to_owned(),
+                _ => found.content_type,
+            };
+            let mut response = ([(CONTENT_TYPE, content_type)], found.bytes.into_owned()).into_response();
             if found.gzpipped {
                 response.headers_mut().insert(CONTENT_ENCODING, "gzip".parse().expect("valid header"));
             }

@@ -1,7 +1,8 @@
 //! What happens around every request, whatever its route: path decoding, framing checks,
-//! `nosniff`, the log line.
+//! `nosniff`, the request id, the request's metrics and its log line.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -10,15 +11,43 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING,
 use axum::http::{HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
+use tracing::Instrument;
 
+use crate::api::AppState;
+use crate::api::client_ip::TrustedProxies;
 use crate::api::error::ApiError;
+use crate::api::request_id::{RequestIds, X_REQUEST_ID};
+use crate::api::route_table::Routes;
+use crate::telemetry::Metrics;
+
+/// What the work around the routes needs, built once.
+pub struct Around {
+    routes: Routes,
+    request_ids: RequestIds,
+    trusted_proxies: Arc<TrustedProxies>,
+    metrics: Metrics,
+}
+
+impl Around {
+    /// For the routes and settings of `state`.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            routes: Routes::new(state),
+            request_ids: RequestIds::new(),
+            trusted_proxies: Arc::clone(&state.trusted_proxies),
+            metrics: state.metrics.clone(),
+        }
+    }
+}
 
 /// What happens to every request around the routes: the path is percent-decoded as uvicorn
 /// does, `Authorization` is marked sensitive, ambiguous framing is refused, every answer says
-/// `nosniff`, and one line is logged (method, path without the query, status, latency; never a
-/// header, so never a token).
+/// `nosniff` and carries the request id, the request is counted in the metrics by its route
+/// template, and one line is logged (method, path without the query, status, latency, request
+/// id; never a header, so never a token; the probes at debug only).
 pub async fn handle(
     app: Router,
+    around: Arc<Around>,
     mut request: Request,
     peer: SocketAddr,
     ambiguous_lengths: bool,
@@ -30,25 +59,40 @@ pub async fn handle(
     if let Some(authorization) = request.headers_mut().get_mut(AUTHORIZATION) {
         authorization.set_sensitive(true);
     }
+    let request_id = around.request_ids.for_request(request.headers(), peer.ip(), &around.trusted_proxies);
+    let id = request_id.to_str().unwrap_or_default();
     request.extensions_mut().insert(ConnectInfo(peer));
     let (method, uri) = (request.method().clone(), request.uri().clone());
+    let route = around.routes.route_of(uri.path());
     let mut response = match ambiguous_framing(&request, ambiguous_lengths) {
         Some(refusal) => refusal.into_response(),
-        None => match app.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        },
+        // The audit events of logins and revocations carry the request id in their span.
+        None if Routes::is_audited(route) => {
+            let span = tracing::info_span!("request", request_id = id);
+            into_response(app.oneshot(request).instrument(span).await)
+        }
+        None => into_response(app.oneshot(request).await),
     };
-    response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    tracing::info!(
-        target: "http",
-        %method,
-        path = %uri.path(),
-        status = response.status().as_u16(),
-        latency_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
-        "request"
-    );
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    around.metrics.observe_request(route, method.as_str(), status, elapsed);
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    if Routes::is_probe(route) {
+        tracing::debug!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+    } else {
+        tracing::info!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+    }
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_REQUEST_ID, request_id);
     response
+}
+
+fn into_response(result: Result<Response, std::convert::Infallible>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// A request whose framing we refuse to guess at: an HTTP/1.1 request without `Host` or with

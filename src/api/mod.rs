@@ -12,12 +12,21 @@ pub mod extractors;
 pub mod fallback;
 /// The login form and its validation.
 pub mod form;
+/// `/healthz` and `/readyz`, and the flag that turns readiness off on SIGTERM.
+pub mod health;
 /// `/.well-known/jwks.json`, the public signing keys (with `JWT_KEYS_FILE`).
 pub mod jwks;
-/// Path decoding, framing refusal, `nosniff` and the log line, around every request.
+/// The metrics listener's one route, `/metrics`.
+pub mod metrics;
+/// Path decoding, framing refusal, `nosniff`, the request id, metrics and the log line, around
+/// every request.
 pub mod middleware;
 /// The OpenAPI document.
 pub mod openapi;
+/// `X-Request-Id`: kept from a trusted proxy, or made here.
+pub mod request_id;
+/// Which route template a path takes, as requests are labelled in the metrics and the log.
+pub mod route_table;
 /// The routes: the tutorial's three and revocation.
 pub mod routes;
 /// Schemas only the OpenAPI document needs (the form as documented, error shapes).
@@ -40,6 +49,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::client_ip::TrustedProxies;
 use crate::api::error::ErrorStyle;
+use crate::api::health::Draining;
+use crate::api::middleware::Around;
 use crate::api::openapi::DocOptions;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::login::Authenticator;
@@ -47,6 +58,7 @@ use crate::auth::refresh::RefreshConfig;
 use crate::auth::scopes::ScopesConfig;
 use crate::http::server::{Handler, Limits};
 use crate::store::UserStore;
+use crate::telemetry::Metrics;
 
 /// Everything the handlers share, built once at start.
 #[derive(Clone)]
@@ -67,15 +79,23 @@ pub struct AppState {
     pub token_errors: ErrorStyle,
     /// OAuth2 scopes, when on (`SCOPES`).
     pub scopes: Option<Arc<ScopesConfig>>,
+    /// Where metrics are recorded (a no-op handle without `METRICS_ADDR`).
+    pub metrics: Metrics,
+    /// Set on SIGTERM: `/readyz` answers 503.
+    pub draining: Draining,
 }
 
 /// The application as the server runs it: the router inside what happens around every request.
 #[derive(Clone)]
-pub struct App(Router);
+pub struct App {
+    router: Router,
+    around: Arc<Around>,
+}
 
 /// The application for `state`.
 pub fn app(state: AppState) -> App {
-    App(router(state))
+    let around = Arc::new(Around::new(&state));
+    App { router: router(state), around }
 }
 
 impl Handler for App {
@@ -85,7 +105,7 @@ impl Handler for App {
         peer: SocketAddr,
         ambiguous_lengths: bool,
     ) -> impl Future<Output = Response> + Send + 'static {
-        middleware::handle(self.0, request, peer, ambiguous_lengths)
+        middleware::handle(self.router, self.around, request, peer, ambiguous_lengths)
     }
 }
 
@@ -131,7 +151,8 @@ pub fn router(state: AppState) -> Router {
         scopes: state.scopes.as_deref(),
     };
     let openapi_json = Bytes::from(openapi::document(options));
-    let mut router = Router::new().merge(token).merge(users).merge(docs::router(openapi_json));
+    let mut router =
+        Router::new().merge(token).merge(users).merge(docs::router(openapi_json)).merge(health::router());
     // Without a key file there is no key set to publish, and the path stays a 404.
     if let Some(jwks) = state.tokens.public_jwks() {
         router = router.merge(jwks::router(jwks.clone()));

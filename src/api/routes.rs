@@ -99,9 +99,10 @@ pub async fn login_for_access_token(
 /// refuses an access token everywhere until it expires. 200 with no body, known token or not.
 pub async fn revoke_token(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     form: Result<FormFields, ApiError>,
 ) -> Result<(), ApiError> {
-    revoke_endpoint(&state, form).await
+    revoke_endpoint(&state, client, form).await
 }
 
 /// `GET /users/me/`: the logged-in user.

@@ -14,6 +14,7 @@ use crate::auth::refresh::RefreshError;
 use crate::auth::scopes::{Grant, MAX_SCOPE_FIELD_CHARS};
 use crate::auth::throttle::Refusal;
 use crate::store::UserInDb;
+use crate::telemetry::metrics::{RefreshOutcome, RevocationOutcome};
 
 /// Answers `POST /token`: either grant, errors in the configured shape (the refresh grant's
 /// always in RFC 6749's).
@@ -92,13 +93,23 @@ async fn refresh_grant(
     if let Some(asked) = asked {
         check_scope_field(asked)?;
     }
+    let refused = |outcome: RefreshOutcome, error: ApiError| {
+        state.metrics.refresh(outcome);
+        tracing::info!(target: "audit", event = "token.refresh_failed", client_ip = %client, outcome = outcome.as_str(), "refresh refused");
+        error
+    };
     let attempt = state.auth.throttle.reserve_for_client(client).await.map_err(|refusal| match refusal {
-        Refusal::Throttled(throttled) => ApiError::TooManyAttempts { retry_after: throttled.retry_after },
-        Refusal::Unavailable => ApiError::Unavailable,
+        Refusal::Throttled(throttled) => refused(
+            RefreshOutcome::Throttled,
+            ApiError::TooManyAttempts { retry_after: throttled.retry_after },
+        ),
+        Refusal::Unavailable => refused(RefreshOutcome::Unavailable, ApiError::Unavailable),
     })?;
     match refresh.rotate(&state.users, presented, asked).await {
         Ok(issued) => {
             attempt.succeeded().await;
+            state.metrics.refresh(RefreshOutcome::Success);
+            tracing::info!(target: "audit", event = "token.refreshed", username = issued.user.username.as_str(), client_ip = %client, outcome = "success", "refresh");
             let grant = state
                 .scopes
                 .as_ref()
@@ -107,12 +118,21 @@ async fn refresh_grant(
         }
         Err(RefreshError::Invalid(description)) => {
             attempt.failed().await;
-            Err(ApiError::oauth("invalid_grant", description))
+            Err(refused(RefreshOutcome::Invalid, ApiError::oauth("invalid_grant", description)))
         }
-        Err(RefreshError::BroaderScope) => {
-            Err(ApiError::oauth("invalid_scope", "The requested scope is broader than the one granted"))
+        Err(reused @ RefreshError::Reused { .. }) => {
+            attempt.failed().await;
+            state.metrics.refresh(RefreshOutcome::Reused);
+            if let RefreshError::Reused { username } = &reused {
+                tracing::warn!(target: "audit", event = "token.refresh_reused", username = username.as_str(), client_ip = %client, outcome = "family_revoked", "a refresh token was used twice: its family is revoked");
+            }
+            Err(ApiError::oauth("invalid_grant", reused.to_string()))
         }
-        Err(RefreshError::Unavailable) => Err(ApiError::Unavailable),
+        Err(RefreshError::BroaderScope) => Err(refused(
+            RefreshOutcome::Invalid,
+            ApiError::oauth("invalid_scope", "The requested scope is broader than the one granted"),
+        )),
+        Err(RefreshError::Unavailable) => Err(refused(RefreshOutcome::Unavailable, ApiError::Unavailable)),
     }
 }
 
@@ -149,36 +169,60 @@ fn check_scope_field(scope: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Answers `POST /revoke` (RFC 7009): 200 whether or not the token was known (§2.2); a refresh
-/// token ends its family, an access token of ours is refused everywhere until it expires.
-pub async fn revoke_endpoint(state: &AppState, fields: Result<FormFields, ApiError>) -> Result<(), ApiError> {
+/// Answers `POST /revoke` (RFC 7009) from `client`: 200 whether or not the token was known
+/// (§2.2); a refresh token ends its family, an access token of ours is refused everywhere
+/// until it expires.
+pub async fn revoke_endpoint(
+    state: &AppState,
+    client: IpAddr,
+    fields: Result<FormFields, ApiError>,
+) -> Result<(), ApiError> {
     let request = fields
         .and_then(|FormFields(fields)| RevokeRequest::from_fields(fields))
         .map_err(ApiError::into_rfc6749)?;
     let refresh = state.refresh.as_ref().ok_or(ApiError::NotFound)?;
-    let revoke_refresh =
-        async || refresh.revoke(&state.users, &request.token).await.map_err(|_| ApiError::Unavailable);
+    let revoke_refresh = async || {
+        let revoked =
+            refresh.revoke(&state.users, &request.token).await.map_err(|_| ApiError::Unavailable)?;
+        Ok::<_, ApiError>(revoked.map(|username| (RevocationOutcome::RefreshToken, username)))
+    };
     // The hint only orders the search (§2.1): both kinds are looked for.
-    if request.token_type_hint.as_deref() == Some("access_token") {
-        if !revoke_access_token(state, &request.token).await? {
-            revoke_refresh().await?;
+    let revoked = async {
+        if request.token_type_hint.as_deref() == Some("access_token") {
+            match revoke_access_token(state, &request.token).await? {
+                Some(username) => Ok(Some((RevocationOutcome::AccessToken, username))),
+                None => revoke_refresh().await,
+            }
+        } else {
+            match revoke_refresh().await? {
+                Some(revoked) => Ok(Some(revoked)),
+                None => Ok(revoke_access_token(state, &request.token)
+                    .await?
+                    .map(|username| (RevocationOutcome::AccessToken, username))),
+            }
         }
-    } else if !revoke_refresh().await? {
-        revoke_access_token(state, &request.token).await?;
     }
-    Ok(())
+    .await;
+    let (outcome, username) = match &revoked {
+        Ok(Some((outcome, username))) => (*outcome, username.as_str()),
+        Ok(None) => (RevocationOutcome::Unknown, ""),
+        Err(_) => (RevocationOutcome::Unavailable, ""),
+    };
+    state.metrics.revocation(outcome);
+    tracing::info!(target: "audit", event = "token.revoked", username, client_ip = %client, outcome = outcome.as_str(), "revocation");
+    revoked.map(drop)
 }
 
-/// Revokes `token` if it is a valid access token of ours; true when it was.
-async fn revoke_access_token(state: &AppState, token: &str) -> Result<bool, ApiError> {
-    let Ok(access) = state.tokens.decode_token(token) else { return Ok(false) };
+/// Revokes `token` if it is a valid access token of ours; its subject when it was.
+async fn revoke_access_token(state: &AppState, token: &str) -> Result<Option<String>, ApiError> {
+    let Ok(access) = state.tokens.decode_token(token) else { return Ok(None) };
     let expires_at = i64::try_from(access.exp).unwrap_or(i64::MAX);
     state
         .users
         .revoke_access(&access.id_hex(), expires_at, unix_now())
         .await
         .map_err(|_| ApiError::Unavailable)?;
-    Ok(true)
+    Ok(Some(access.sub))
 }
 
 /// An access token for `user`. Right after the user logged out everywhere, a token of the same

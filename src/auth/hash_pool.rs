@@ -12,10 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use crate::auth::password::{Memory, StoredHash, hash_password};
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::HashOperation;
 
 /// How much hashing may happen at once, and how much may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,12 @@ impl Default for HashingConfig {
 /// The hashing queue is full; the caller should answer 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
+
+/// A job and when it was queued.
+struct Queued {
+    job: Job,
+    at: Instant,
+}
 
 /// Work for a hashing thread; both kinds wait in the same queue.
 #[expect(clippy::large_enum_variant, reason = "most jobs are checks; at most `queue` of them wait")]
@@ -69,14 +78,15 @@ struct Counters {
 /// and exit.
 #[derive(Clone)]
 pub struct HashPool {
-    queue: SyncSender<Job>,
+    queue: SyncSender<Queued>,
     counters: Arc<Counters>,
+    metrics: Metrics,
 }
 
 impl HashPool {
     /// Starts `config.workers` threads sharing a queue of `config.queue` waiting jobs, and
-    /// the lane threads they hash on.
-    pub fn new(config: HashingConfig) -> Self {
+    /// the lane threads they hash on; they record their queue and timings in `metrics`.
+    pub fn new(config: HashingConfig, metrics: Metrics) -> Self {
         let lanes = rayon::ThreadPoolBuilder::new()
             .num_threads(config.lane_threads)
             .thread_name(|index| format!("argon2-lane-{index}"))
@@ -89,12 +99,13 @@ impl HashPool {
         let counters = Arc::new(Counters::default());
         for index in 0..config.workers {
             let (jobs, lanes, counted) = (Arc::clone(&jobs), Arc::clone(&lanes), Arc::clone(&counters));
+            let metrics = metrics.clone();
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || work(&jobs, &lanes, &counted))
+                .spawn(move || work(&jobs, &lanes, &counted, &metrics))
                 .expect("cannot start a password hashing thread");
         }
-        Self { queue, counters }
+        Self { queue, counters, metrics }
     }
 
     /// How many password checks the threads have computed since start.
@@ -123,32 +134,42 @@ impl HashPool {
     }
 
     fn submit(&self, job: Job) -> Result<(), Busy> {
-        self.queue.try_send(job).map_err(|(TrySendError::Full(_) | TrySendError::Disconnected(_))| Busy)
+        // Counted before it is sent, so that a thread taking it at once never makes it negative.
+        self.metrics.queue_depth_add(1);
+        let sent = self.queue.try_send(Queued { job, at: Instant::now() });
+        sent.map_err(|(TrySendError::Full(_) | TrySendError::Disconnected(_))| {
+            self.metrics.queue_depth_add(-1);
+            Busy
+        })
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, lanes: &rayon::ThreadPool, counters: &Counters) {
+fn work(jobs: &Mutex<Receiver<Queued>>, lanes: &rayon::ThreadPool, counters: &Counters, metrics: &Metrics) {
     lower_priority();
     let mut memory = Memory::default();
     loop {
-        let job = match jobs.lock() {
+        let queued = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
+        let Ok(Queued { job, at }) = queued else { return };
+        metrics.queue_depth_add(-1);
         // A client that went away no longer needs its answer: skip the work.
         if job.abandoned() {
             continue;
         }
+        let started = Instant::now();
         match job {
             Job::Verify { password, hash, reply } => {
                 let matches = lanes.install(|| hash.verify(password.as_bytes(), &mut memory));
                 counters.checks.fetch_add(1, Ordering::Relaxed);
+                metrics.hashed(HashOperation::Verify, started - at, started.elapsed());
                 let _ = reply.send(matches);
             }
             Job::Hash { password, reply } => {
                 let phc = lanes.install(|| hash_password(password.as_bytes(), &mut memory));
                 counters.hashes.fetch_add(1, Ordering::Relaxed);
+                metrics.hashed(HashOperation::Hash, started - at, started.elapsed());
                 let _ = reply.send(phc);
             }
         }
@@ -179,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_on_a_worker_thread() {
-        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 }, Metrics::off());
         let hash = StoredHash::parse(JOHNDOE).unwrap();
         assert_eq!(pool.verify("secret".into(), hash.clone()).await, Ok(true));
         assert_eq!(pool.verify("nope".into(), hash).await, Ok(false));
@@ -191,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_anew_with_the_default_parameters_on_a_worker_thread() {
-        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 }, Metrics::off());
         let phc = pool.hash("correct horse".into()).await.unwrap();
         let hash = StoredHash::parse(&phc).unwrap();
         assert!(!hash.needs_upgrade(), "{phc}");
@@ -201,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
-        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 1 });
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 1 }, Metrics::off());
         let hash = StoredHash::from(PasswordHash::dummy(default_params()));
         // One job running, one waiting: the third finds the queue full.
         let (a, b, c, d) = tokio::join!(
@@ -218,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn hashing_shares_the_queue_and_its_busy_answer() {
         // No thread ever takes a job and no job may wait: every request is refused at once.
-        let pool = HashPool::new(HashingConfig { workers: 0, lane_threads: 1, queue: 0 });
+        let pool = HashPool::new(HashingConfig { workers: 0, lane_threads: 1, queue: 0 }, Metrics::off());
         assert_eq!(pool.hash("a".into()).await, Err(Busy));
         let hash = StoredHash::from(PasswordHash::dummy(default_params()));
         assert_eq!(pool.verify("a".into(), hash).await, Err(Busy));
@@ -229,7 +250,7 @@ mod tests {
         // A million PBKDF2 iterations keep the only thread busy for a good while.
         const DJANGO: &str =
             "pbkdf2_sha256$1000000$9NYaKCyvptjJug8IMYijRQ$YiBfaBPxK/cGIn4FfZbFmAEO9nmv50LrgmrrvWNT0cA=";
-        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 });
+        let pool = HashPool::new(HashingConfig { workers: 1, lane_threads: 2, queue: 4 }, Metrics::off());
         let slow = pool.verify("x".into(), StoredHash::parse(DJANGO).unwrap());
         let abandon = async {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

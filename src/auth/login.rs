@@ -10,6 +10,8 @@ use crate::auth::password::{PasswordHash, StoredHash, default_params};
 use crate::auth::throttle::{LoginThrottle, Refusal, ThrottleConfig};
 use crate::store::counters::SharedCounters;
 use crate::store::{UserInDb, UserStore};
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::LoginOutcome;
 
 /// How long a client should wait after the hashing queue was full or the store unavailable.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -51,28 +53,61 @@ pub struct Authenticator {
     dummy: StoredHash,
     /// Usernames whose legacy hash this process is upgrading now: one upgrade at a time each.
     upgrading: Arc<Mutex<HashSet<String>>>,
+    /// Where outcomes, hashing and upgrades are counted.
+    metrics: Metrics,
 }
 
 impl Authenticator {
     /// Starts the hashing threads and empty counters: in this process, or in the database
     /// when `shared` is given (PostgreSQL, shared with other instances).
-    pub fn new(hashing: HashingConfig, throttle: ThrottleConfig, shared: Option<SharedCounters>) -> Self {
+    pub fn new(
+        hashing: HashingConfig,
+        throttle: ThrottleConfig,
+        shared: Option<SharedCounters>,
+        metrics: Metrics,
+    ) -> Self {
         let throttle = match shared {
-            Some(counters) => LoginThrottle::shared(throttle, counters),
-            None => Arc::new(LoginThrottle::new(throttle)),
+            Some(counters) => LoginThrottle::shared(throttle, counters, metrics.clone()),
+            None => Arc::new(LoginThrottle::new(throttle, metrics.clone())),
         };
         Self {
-            hasher: HashPool::new(hashing),
+            hasher: HashPool::new(hashing, metrics.clone()),
             throttle,
             dummy: StoredHash::from(PasswordHash::dummy(default_params())),
             upgrading: Arc::default(),
+            metrics,
         }
     }
 
     /// Checks a username and password sent from `client`. Throttled attempts are refused
     /// before any hashing; unknown usernames are checked against the dummy hash; every hashed
-    /// outcome is counted.
+    /// outcome is counted. Every outcome is counted in the metrics and written to the audit log.
     pub async fn authenticate_user(
+        &self,
+        users: &UserStore,
+        client: IpAddr,
+        username: &str,
+        password: String,
+    ) -> Result<Arc<UserInDb>, LoginError> {
+        let result = self.check(users, client, username, password).await;
+        let outcome = match &result {
+            Ok(_) => LoginOutcome::Success,
+            Err(LoginError::IncorrectCredentials) => LoginOutcome::WrongCredentials,
+            Err(LoginError::Throttled { .. }) => LoginOutcome::Throttled,
+            Err(LoginError::Busy { .. }) => LoginOutcome::Shed,
+            Err(LoginError::Unavailable { .. }) => LoginOutcome::Unavailable,
+        };
+        self.metrics.login(outcome);
+        if result.is_ok() {
+            tracing::info!(target: "audit", event = "login.succeeded", username, client_ip = %client, outcome = outcome.as_str(), "login");
+        } else {
+            tracing::info!(target: "audit", event = "login.failed", username, client_ip = %client, outcome = outcome.as_str(), "login refused");
+        }
+        result
+    }
+
+    /// `authenticate_user` without the bookkeeping.
+    async fn check(
         &self,
         users: &UserStore,
         client: IpAddr,
@@ -125,11 +160,15 @@ impl Authenticator {
             return;
         }
         let (users, hasher, upgrading) = (users.clone(), self.hasher.clone(), Arc::clone(&self.upgrading));
+        let metrics = self.metrics.clone();
         let old = user.hashed_password.clone();
         tokio::spawn(async move {
             if let Ok(new) = hasher.hash(password).await {
                 match users.replace_hash(&username, &old, &new).await {
-                    Ok(true) => tracing::info!(%username, "upgraded a legacy password hash to argon2id"),
+                    Ok(true) => {
+                        metrics.legacy_hash_upgraded();
+                        tracing::info!(%username, "upgraded a legacy password hash to argon2id");
+                    }
                     Ok(false) => {}
                     Err(error) => {
                         tracing::warn!(%username, %error, "could not store an upgraded password hash")

@@ -32,12 +32,19 @@ pub struct RefreshConfig {
 /// Why a refresh token was refused. Clients see `invalid_grant` with the description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshError {
-    /// Unknown, expired, revoked, reused, or its user can no longer have tokens.
+    /// Unknown, expired, revoked, or its user can no longer have tokens.
     #[error("{0}")]
     Invalid(&'static str),
     /// A refresh asking for a scope the login was not granted (RFC 6749 §6: `invalid_scope`).
     #[error("the requested scope is broader than the one granted")]
     BroaderScope,
+    /// Already exchanged for a newer token: two parties hold the family, which has now ended.
+    /// Clients see the same words as for `Invalid`; the username is for the audit log.
+    #[error("{INVALID}")]
+    Reused {
+        /// Whose family it was.
+        username: String,
+    },
     /// The store cannot answer now.
     #[error("the store is unavailable")]
     Unavailable,
@@ -94,16 +101,15 @@ impl RefreshConfig {
         let Some(token) = users.find_refresh(&old).await? else { return Err(RefreshError::Invalid(INVALID)) };
         let family = &token.family;
         let user = users.get(&family.username).map_err(|_| RefreshError::Unavailable)?;
-        let refused = if token.used {
-            tracing::warn!(username = %family.username, "a refresh token was used twice: its family is revoked");
-            true
-        } else {
-            now >= family.expires_at
-                || now >= token.idle_expires_at
-                || user
-                    .as_ref()
-                    .is_none_or(|user| user.is_disabled() || family.created_at < user.tokens_valid_after)
-        };
+        if token.used {
+            users.end_refresh_family(&family.id).await?;
+            return Err(RefreshError::Reused { username: family.username.clone() });
+        }
+        let refused = now >= family.expires_at
+            || now >= token.idle_expires_at
+            || user
+                .as_ref()
+                .is_none_or(|user| user.is_disabled() || family.created_at < user.tokens_valid_after);
         if refused {
             users.end_refresh_family(&family.id).await?;
             return Err(RefreshError::Invalid(INVALID));
@@ -119,21 +125,21 @@ impl RefreshConfig {
         let idle_expires_at = now.saturating_add(millis(self.idle)).min(family.expires_at);
         if !users.rotate_refresh(&old, &hash(&new), idle_expires_at, now).await? {
             // Another request exchanged it first: the same token was presented twice.
-            tracing::warn!(username = %family.username, "a refresh token was used twice at once: its family is revoked");
             users.end_refresh_family(&family.id).await?;
-            return Err(RefreshError::Invalid(INVALID));
+            return Err(RefreshError::Reused { username: family.username.clone() });
         }
         Ok(Issued { token: new, user, scope: family.scope.clone() })
     }
 
-    /// Ends the family of `presented`, if it is a refresh token we know; true when it was.
-    pub async fn revoke(&self, users: &UserStore, presented: &str) -> Result<bool, StoreError> {
+    /// Ends the family of `presented`, if it is a refresh token we know; its user's name when
+    /// it was.
+    pub async fn revoke(&self, users: &UserStore, presented: &str) -> Result<Option<String>, StoreError> {
         match users.find_refresh(&hash(presented)).await? {
             Some(token) => {
                 users.end_refresh_family(&token.family.id).await?;
-                Ok(true)
+                Ok(Some(token.family.username))
             }
-            None => Ok(false),
+            None => Ok(None),
         }
     }
 }

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::telemetry::logging::{self, LogTo};
+
 /// `oauth2-jwt-server [COMMAND]`: without a command, serves the API.
 #[derive(Debug, Parser)]
 #[command(
@@ -155,7 +157,15 @@ pub fn main() -> ExitCode {
     // (dotenvy::dotenv would also search parent directories).
     let dotenv = dotenvy::from_path(".env");
     let serving = matches!(cli.command, None | Some(Command::Serve));
-    serve::init_logging(if serving { "info" } else { "warn" });
+    // An unusable LOG_FORMAT logs as text until the config, read next, stops with its name.
+    let format = std::env::var("LOG_FORMAT").ok().and_then(|format| format.parse().ok()).unwrap_or_default();
+    if serving {
+        logging::init(format, "info", LogTo::Stdout);
+    } else {
+        // The commands answer on stdout; their log, audit events of user changes included,
+        // goes to stderr.
+        logging::init(format, "warn,audit=info", LogTo::Stderr);
+    }
     if let Err(error) = &dotenv
         && !error.not_found()
     {

@@ -1,22 +1,14 @@
-//! Serving: read the config, open the user store, listen, and serve until SIGINT or SIGTERM.
+//! Serving: read the config, open the user store, listen (and on `METRICS_ADDR` serve the
+//! metrics), and serve until SIGINT or SIGTERM, draining after SIGTERM.
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
-
+use crate::api::metrics::MetricsApp;
 use crate::auth::password::StoredHash;
 use crate::config::Config;
 use crate::http::server;
 use crate::store::{UserStore, users_file};
 use crate::{AppState, app};
-
-/// Logs to stdout with `RUST_LOG` as the filter (`default` when it is unset).
-pub fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
-        .init();
-}
 
 /// Whether a stored hash can be verified, for users files and imports.
 pub fn check_hash(hash: &str) -> Result<(), String> {
@@ -55,7 +47,21 @@ pub fn serve() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let shutdown = server::shutdown_signal();
+        let metrics_listener = match config.metrics_addr {
+            Some(address) => match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("error: cannot listen on METRICS_ADDR={address}: {error}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        let limits = config.limits;
+        let state = AppState::new(&config, users);
+        let users = &state.users;
+        let draining = state.draining.clone();
+        let shutdown = server::shutdown_signal(limits.shutdown_drain, move || draining.begin());
         let address = listener.local_addr().unwrap_or(config.bind_addr);
         tracing::info!(users = users.len(), source = %users.location(), "user table loaded");
         if users.is_empty() {
@@ -65,8 +71,13 @@ pub fn serve() -> ExitCode {
         }
         tracing::info!("listening on http://{address}");
         tracing::info!("docs at http://{address}/docs (Swagger UI) and http://{address}/redoc; OpenAPI at http://{address}/openapi.json");
-        let limits = config.limits;
-        let state = AppState::new(&config, users);
+        if let Some(metrics) = metrics_listener {
+            let at = metrics.local_addr().map_or_else(|_| "METRICS_ADDR".into(), |at| at.to_string());
+            tracing::info!("metrics at http://{at}/metrics");
+            // It serves until the process ends, through the drain, so the last scrape sees it.
+            let endpoint = MetricsApp(state.clone());
+            tokio::spawn(server::serve(metrics, endpoint, limits, std::future::pending()));
+        }
         match server::serve(listener, app(state), limits, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -40,18 +40,68 @@ fn execute(command: UsersCommand) -> Result<String, String> {
     )?;
     // Everything that needs no database (and the slow password hash) comes first.
     let change = prepare(command, config.scopes.as_ref())?;
+    let audit = Audit::of(&change);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
     runtime.block_on(async {
         let store = UserStore::connect(&url, config.store).await.map_err(|error| error.to_string())?;
-        apply(&store, change).await.map_err(|error| match error {
+        let done = apply(&store, change).await.map_err(|error| match error {
             StoreError::Exists(name) => format!("user {name:?} already exists"),
             StoreError::NotFound(name) => format!("no user {name:?}"),
             other => other.to_string(),
-        })
+        })?;
+        audit.log();
+        Ok(done)
     })
+}
+
+/// The audit events of a change, written once it is committed (`user.changed`, and
+/// `user.tokens_revoked` when it logs the user out everywhere), to the command's log (stderr).
+struct Audit {
+    usernames: Vec<String>,
+    change: &'static str,
+    revokes_tokens: bool,
+}
+
+impl Audit {
+    fn of(change: &Change) -> Self {
+        let (usernames, change, revokes_tokens) = match change {
+            Change::Add(record) => (vec![record.user.username.clone()], "add", false),
+            Change::Update(name, update, _) => {
+                let kind = match update {
+                    Update { password: Some(_), .. } => "set-password",
+                    Update { disabled: Some(true), .. } => "disable",
+                    Update { disabled: Some(false), .. } => "enable",
+                    Update { scopes: Some(_), .. } => "set-scopes",
+                    _ => "revoke-tokens",
+                };
+                (vec![name.clone()], kind, update.revoke_tokens_before.is_some())
+            }
+            Change::Remove(name) => (vec![name.clone()], "remove", false),
+            Change::List { .. } => (Vec::new(), "list", false),
+            Change::Import(records) => {
+                (records.iter().map(|record| record.user.username.clone()).collect(), "import", false)
+            }
+        };
+        Self { usernames, change, revokes_tokens }
+    }
+
+    fn log(&self) {
+        // Who ran the command: the operating system's user id (there is no client address).
+        #[cfg(unix)]
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        #[cfg(not(unix))]
+        let uid = 0;
+        for username in &self.usernames {
+            tracing::info!(target: "audit", event = "user.changed", username = username.as_str(), change = self.change, actor = "cli", uid, outcome = "done", "user changed");
+            if self.revokes_tokens {
+                tracing::info!(target: "audit", event = "user.tokens_revoked", username = username.as_str(), change = self.change, actor = "cli", uid, outcome = "done", "logged out everywhere");
+            }
+        }
+    }
 }
 
 /// A users command with its values checked and its password hashed.

@@ -38,6 +38,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (start line and headers): 32 KiB.
     pub max_header_bytes: usize,
+    /// After SIGTERM, how long the listener keeps accepting while `/readyz` answers 503, so
+    /// that a load balancer stops sending before connections are refused
+    /// (`SHUTDOWN_DRAIN_SECS`, 5).
+    pub shutdown_drain: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_header_bytes: 32 * 1024,
+            shutdown_drain: Duration::from_secs(5),
         }
     }
 }
@@ -130,9 +135,43 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is called,
-/// so a signal that arrives right after start is not lost.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
+/// Which signal asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C (SIGINT): someone at a terminal, who is not kept waiting.
+    Interrupt,
+    /// SIGTERM: a service manager or orchestrator, whose load balancer may still send.
+    Terminate,
+}
+
+/// Resolves when the server should stop accepting connections: at once after Ctrl-C (SIGINT);
+/// `drain` after SIGTERM, or sooner at a second signal. `on_signal` runs as soon as either
+/// signal arrives (it turns readiness off). The handlers are installed when this is called, so
+/// a signal that arrives right after start is not lost.
+pub fn shutdown_signal(
+    drain: Duration,
+    on_signal: impl FnOnce() + Send + 'static,
+) -> impl Future<Output = ()> {
+    let first = stop_signal();
+    async move {
+        let stop = first.await;
+        on_signal();
+        if stop == Stop::Terminate && !drain.is_zero() {
+            tracing::info!(
+                "SIGTERM: /readyz answers 503; still serving for {drain:?} (SHUTDOWN_DRAIN_SECS) before closing the listener"
+            );
+            let again = stop_signal();
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                _ = again => tracing::info!("a second signal: closing the listener now"),
+            }
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, saying which; the handlers are installed at once.
+fn stop_signal() -> impl Future<Output = Stop> {
     #[cfg(unix)]
     let (mut interrupt, mut terminate) = {
         use tokio::signal::unix::{SignalKind, signal};
@@ -141,12 +180,14 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     async move {
         #[cfg(unix)]
         tokio::select! {
-            () = received(interrupt.as_mut()) => {}
-            () = received(terminate.as_mut()) => {}
+            () = received(interrupt.as_mut()) => Stop::Interrupt,
+            () = received(terminate.as_mut()) => Stop::Terminate,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: finishing requests in flight");
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Stop::Interrupt
+        }
     }
 }
 

@@ -44,13 +44,17 @@ impl Cache {
     /// than the staleness bound. (A refresh that is merely slow, on a busy machine, does not
     /// make the cache unavailable: only a failed one does.)
     pub(crate) fn get(&self, username: &str) -> Result<Option<Arc<UserInDb>>, Unavailable> {
-        if let Some(bound) = self.max_staleness_ms
-            && self.failing.load(Ordering::Acquire)
-            && self.now().saturating_sub(self.synced_at_ms.load(Ordering::Acquire)) > bound
-        {
+        if !self.is_available() {
             return Err(Unavailable);
         }
         Ok(self.read().get(username).cloned())
+    }
+
+    /// False once refreshes have failed for longer than the staleness bound.
+    pub(crate) fn is_available(&self) -> bool {
+        let Some(bound) = self.max_staleness_ms else { return true };
+        !(self.failing.load(Ordering::Acquire)
+            && self.now().saturating_sub(self.synced_at_ms.load(Ordering::Acquire)) > bound)
     }
 
     pub(crate) fn len(&self) -> usize {

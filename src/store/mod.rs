@@ -21,7 +21,7 @@ pub mod user;
 /// The users-file shape (`USERS_FILE`, `users import`, `users list --json`).
 pub mod users_file;
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +32,8 @@ pub use crate::store::user::{User, UserInDb, UserRecord};
 use crate::store::cache::Cache;
 use crate::store::counters::SharedCounters;
 use crate::store::memory::MemoryBackend;
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::PoolStats;
 
 /// The embedded users: the tutorial's johndoe, and alice (disabled) from its scopes chapter.
 pub const SEED_USERS: &str = include_str!("seed_users.json");
@@ -54,6 +56,20 @@ pub enum StoreError {
     /// The database's schema cannot be used by this binary.
     #[error("{0}")]
     Schema(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached or answered too slowly (retrying may
+    /// work), rather than refusing the operation.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// True for a fault of the database (unreachable, or refusing for a reason of its own),
+    /// as opposed to an answer about the users (`Exists`, `NotFound`).
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Failed(_) | Self::Schema(_))
+    }
 }
 
 /// A change to one user: each field that is `Some` is set, in one transaction.
@@ -115,6 +131,10 @@ pub struct RefreshToken {
 /// change, so readers can follow with `revision` and `changes_since`.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// The connection pool as it is now; `None` for a backend without one.
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
     /// The current revision: it changes whenever anything does.
     async fn revision(&self) -> Result<i64, StoreError>;
     /// Everything that changed after `revision` (all users when it is 0).
@@ -197,6 +217,8 @@ struct Inner {
     shared_counters: Option<SharedCounters>,
     /// Where the users are, for messages (never with a password).
     location: String,
+    /// Where failed database operations are counted, once a server records metrics.
+    metrics: OnceLock<Metrics>,
 }
 
 /// The store cannot answer now (its database has been unreachable for too long); the caller
@@ -248,8 +270,14 @@ impl UserStore {
         location: String,
         shared_counters: Option<SharedCounters>,
     ) -> Self {
-        let inner =
-            Inner { backend, cache, refreshing: tokio::sync::Mutex::new(()), shared_counters, location };
+        let inner = Inner {
+            backend,
+            cache,
+            refreshing: tokio::sync::Mutex::new(()),
+            shared_counters,
+            location,
+            metrics: OnceLock::new(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -262,6 +290,23 @@ impl UserStore {
     /// Where the users are kept, for messages (never with a password).
     pub fn location(&self) -> &str {
         &self.inner.location
+    }
+
+    /// Counts this store's failed database operations in `metrics` from now on (the first
+    /// server to ask wins).
+    pub fn record_into(&self, metrics: &Metrics) {
+        let _ = self.inner.metrics.set(metrics.clone());
+    }
+
+    /// The database's connection pool as it is now; `None` in memory.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.inner.backend.pool_stats()
+    }
+
+    /// True when lookups are answered: false once the database has failed to answer for
+    /// longer than `DATABASE_STALE_MS` (when `get` reports `Unavailable`).
+    pub fn is_available(&self) -> bool {
+        self.inner.cache.is_available()
     }
 
     /// The user with this exact username (case-sensitive, no trimming, as the tutorial), or
@@ -292,25 +337,25 @@ impl UserStore {
 
     /// Adds users, all or none.
     pub async fn add(&self, users: Vec<UserRecord>) -> Result<(), StoreError> {
-        self.inner.backend.add(users).await?;
+        self.inner.counted(self.inner.backend.add(users).await)?;
         self.refresh().await
     }
 
     /// Changes one user.
     pub async fn update(&self, username: &str, update: Update) -> Result<(), StoreError> {
-        self.inner.backend.update(username, update).await?;
+        self.inner.counted(self.inner.backend.update(username, update).await)?;
         self.refresh().await
     }
 
     /// Removes one user.
     pub async fn remove(&self, username: &str) -> Result<(), StoreError> {
-        self.inner.backend.remove(username).await?;
+        self.inner.counted(self.inner.backend.remove(username).await)?;
         self.refresh().await
     }
 
     /// Replaces a user's hash if it is still `old`; true when this call did it.
     pub async fn replace_hash(&self, username: &str, old: &str, new: &str) -> Result<bool, StoreError> {
-        let replaced = self.inner.backend.replace_hash(username, old, new).await?;
+        let replaced = self.inner.counted(self.inner.backend.replace_hash(username, old, new).await)?;
         self.refresh().await?;
         Ok(replaced)
     }
@@ -324,12 +369,12 @@ impl UserStore {
         idle_expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.inner.backend.start_refresh_family(family, hash, idle_expires_at, now).await
+        self.inner.counted(self.inner.backend.start_refresh_family(family, hash, idle_expires_at, now).await)
     }
 
     /// The refresh token with this hash.
     pub async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshToken>, StoreError> {
-        self.inner.backend.find_refresh(hash).await
+        self.inner.counted(self.inner.backend.find_refresh(hash).await)
     }
 
     /// Exchanges refresh token `old` for `new`, if `old` was not used yet.
@@ -340,18 +385,18 @@ impl UserStore {
         idle_expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.inner.backend.rotate_refresh(old, new, idle_expires_at, now).await
+        self.inner.counted(self.inner.backend.rotate_refresh(old, new, idle_expires_at, now).await)
     }
 
     /// Ends a refresh-token family.
     pub async fn end_refresh_family(&self, family_id: &str) -> Result<(), StoreError> {
-        self.inner.backend.end_refresh_family(family_id).await
+        self.inner.counted(self.inner.backend.end_refresh_family(family_id).await)
     }
 
     /// Revokes an access token until it expires; this process refuses it at once, the others
     /// within a second.
     pub async fn revoke_access(&self, id: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
-        self.inner.backend.revoke_access(id, expires_at, now).await?;
+        self.inner.counted(self.inner.backend.revoke_access(id, expires_at, now).await)?;
         self.refresh().await
     }
 
@@ -372,11 +417,22 @@ impl Inner {
         let _one_at_a_time = self.refreshing.lock().await;
         let started = self.cache.now();
         let known = self.cache.revision();
-        if self.backend.revision().await? != known {
-            self.cache.apply(self.backend.changes_since(known).await?);
+        if self.counted(self.backend.revision().await)? != known {
+            self.cache.apply(self.counted(self.backend.changes_since(known).await)?);
         }
         self.cache.synced(started);
         Ok(())
+    }
+
+    /// `result`, its database fault (if any) counted in the metrics.
+    fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result
+            && error.is_fault()
+            && let Some(metrics) = self.metrics.get()
+        {
+            metrics.database_error(error.is_unavailable());
+        }
+        result
     }
 }
 
@@ -392,7 +448,7 @@ async fn follow_changes(store: Weak<Inner>, interval: Duration) {
         let Some(store) = store.upgrade() else { return };
         let result = match tokio::time::timeout(patience, store.refresh()).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!("no answer within {patience:?}"))),
+            Err(_) => store.counted(Err(StoreError::Unavailable(format!("no answer within {patience:?}")))),
         };
         match result {
             Ok(()) if failing => {

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 use crate::store::{
     Backend, Changes, RefreshFamily, RefreshToken, StoreError, StoreOptions, Update, User, UserRecord,
 };
+use crate::telemetry::metrics::PoolStats;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
@@ -285,6 +286,14 @@ fn unix_now() -> i64 {
 
 #[async_trait]
 impl Backend for SqlBackend {
+    fn pool_stats(&self) -> Option<PoolStats> {
+        let (size, idle, max) = with_pool!(self, pool => {
+            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+        });
+        let idle = u64::try_from(idle).unwrap_or(u64::MAX);
+        Some(PoolStats { used: u64::from(size).saturating_sub(idle), idle, max: u64::from(max) })
+    }
+
     async fn revision(&self) -> Result<i64, StoreError> {
         let query = "SELECT revision FROM store_revision WHERE id = 1";
         Ok(with_pool!(self, pool => sqlx::query_scalar(query).fetch_one(pool).await?))

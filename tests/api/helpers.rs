@@ -7,12 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oauth2_jwt_server::api::error::ErrorStyle;
+use oauth2_jwt_server::api::metrics::MetricsApp;
 use oauth2_jwt_server::auth::hash_pool::HashingConfig;
 use oauth2_jwt_server::auth::keys::SecretKey;
 use oauth2_jwt_server::auth::throttle::ThrottleConfig;
 use oauth2_jwt_server::config::Config;
 use oauth2_jwt_server::http::server::{Limits, serve};
 use oauth2_jwt_server::store::{StoreOptions, UserStore};
+use oauth2_jwt_server::telemetry::logging::LogFormat;
 use oauth2_jwt_server::{AppState, app};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -38,6 +40,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's state, to look at its counters.
     pub state: AppState,
+    /// `http://127.0.0.1:<port>` of the metrics listener, when the config has `metrics_addr`.
+    pub metrics_address: Option<String>,
 }
 
 /// The config tests start from: the tutorial's key and lifetime, throttling off.
@@ -57,6 +61,8 @@ pub fn test_config() -> Config {
         refresh_tokens: None,
         token_errors: ErrorStyle::FastApi,
         scopes: None,
+        metrics_addr: None,
+        log_format: LogFormat::Text,
     }
 }
 
@@ -72,9 +78,23 @@ impl TestApp {
         let socket = listener.local_addr().unwrap();
         let limits = config.limits;
         let state = AppState::new(&config, users);
+        let mut metrics_address = None;
+        if let Some(address) = config.metrics_addr {
+            let metrics = TcpListener::bind(address).await.expect("bind the metrics listener");
+            metrics_address = Some(format!("http://{}", metrics.local_addr().unwrap()));
+            tokio::spawn(serve(metrics, MetricsApp(state.clone()), limits, std::future::pending()));
+        }
         tokio::spawn(serve(listener, app(state.clone()), limits, std::future::pending()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { address: format!("http://{socket}"), socket, client, state }
+        Self { address: format!("http://{socket}"), socket, client, state, metrics_address }
+    }
+
+    /// `GET /metrics` on the metrics listener: the Prometheus text.
+    pub async fn scrape(&self) -> String {
+        let address = self.metrics_address.as_ref().expect("spawned with metrics_addr");
+        let response = self.client.get(format!("{address}/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     /// `POST /token` with a urlencoded form.

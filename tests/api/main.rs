@@ -15,6 +15,7 @@ mod operations;
 mod postgres;
 mod postgres_harness;
 mod processes;
+mod production;
 mod routing;
 mod scopes;
 mod shared_counters;

@@ -26,7 +26,8 @@ fn hash_with_the_cli(password: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim_end().to_owned()
 }
 
-/// The server binary with a clean environment plus `vars`, run in an empty directory (no .env).
+/// The server binary with a clean environment plus `vars`, run in an empty directory (no .env);
+/// SIGTERM stops it without a drain unless `vars` say otherwise.
 pub fn start_binary(vars: &[(&str, &str)]) -> Child {
     let dir = std::env::temp_dir().join(format!("oauth2-jwt-server-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,6 +37,7 @@ pub fn start_binary(vars: &[(&str, &str)]) -> Child {
 fn start_binary_in(dir: &std::path::Path, vars: &[(&str, &str)]) -> Child {
     Command::new(BINARY)
         .env_clear()
+        .env("SHUTDOWN_DRAIN_SECS", "0")
         .envs(vars.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::piped())

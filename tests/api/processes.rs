@@ -21,14 +21,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary with only `vars` set (plus `BIND_ADDR=127.0.0.1:0` unless given) and
-    /// waits until it listens.
+    /// Starts the binary with only `vars` set (plus `BIND_ADDR=127.0.0.1:0` and
+    /// `SHUTDOWN_DRAIN_SECS=0`, so that SIGTERM stops it at once, unless given) and waits until
+    /// it listens.
     pub fn start(vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(BINARY);
         command
             .env_clear()
             .env("BIND_ADDR", "127.0.0.1:0")
+            .env("SHUTDOWN_DRAIN_SECS", "0")
             .envs(vars.iter().copied())
             .current_dir(dir.path());
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -52,7 +54,9 @@ impl ServerProcess {
         server.address = loop {
             let text = server.log();
             if let Some(rest) = text.split("listening on http://").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
+                // The address ends where the line or, in JSON logs, the string does.
+                let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)));
+                break format!("http://{}", &rest[..end.unwrap_or(rest.len())]);
             }
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("the server exited with {status}: {text}");

@@ -9,7 +9,10 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use super::{Counter, KNOWN_FOR, Kind, Outcome, ThrottleConfig, Throttled, duration_ms};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -33,6 +36,8 @@ pub(super) struct Tables {
     hasher: RandomState,
     started: Instant,
     inner: Mutex<Inner>,
+    /// Where the tables' sizes are reported.
+    metrics: Metrics,
 }
 
 #[derive(Default)]
@@ -50,8 +55,8 @@ pub(super) struct Ticket {
 }
 
 impl Tables {
-    pub(super) fn new() -> Self {
-        Self { hasher: RandomState::new(), started: Instant::now(), inner: Mutex::default() }
+    pub(super) fn new(metrics: Metrics) -> Self {
+        Self { hasher: RandomState::new(), started: Instant::now(), inner: Mutex::default(), metrics }
     }
 
     /// Checks every key and takes a place under each, in one step under the lock. Without a
@@ -80,12 +85,21 @@ impl Tables {
         for key in &keys {
             inner.counter(config, *key, now).pending += 1;
         }
+        self.metrics.throttle_entries(inner.counters.len(), inner.known.len());
         Ok(Ticket { user, ip, reserved: keys })
     }
 
-    /// Frees the ticket's places and counts its outcome.
-    pub(super) fn settle(&self, config: &ThrottleConfig, ticket: Ticket, outcome: Outcome, now: Instant) {
+    /// Frees the ticket's places and counts its outcome; returns the lockouts a failure
+    /// started or lengthened.
+    pub(super) fn settle(
+        &self,
+        config: &ThrottleConfig,
+        ticket: Ticket,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Vec<(Kind, Duration)> {
         let now = self.ms(now);
+        let mut lockouts = Vec::new();
         let mut inner = self.lock();
         for key in &ticket.reserved {
             if let Some(counter) = inner.counters.get_mut(key) {
@@ -98,7 +112,11 @@ impl Tables {
             // A failure counts under all three keys, the username-wide one even from a known IP.
             Outcome::Failure => {
                 for key in user_keys.iter().copied().chain([Key::Ip(ticket.ip)]) {
-                    config.count_failure(inner.counter(config, key, now), key.kind(), now);
+                    if let Some(lockout) =
+                        config.count_failure(inner.counter(config, key, now), key.kind(), now)
+                    {
+                        lockouts.push((key.kind(), lockout));
+                    }
                 }
             }
             Outcome::Success => {
@@ -124,6 +142,8 @@ impl Tables {
                 inner.counters.remove(key);
             }
         }
+        self.metrics.throttle_entries(inner.counters.len(), inner.known.len());
+        lockouts
     }
 
     fn ms(&self, now: Instant) -> u64 {
@@ -233,7 +253,7 @@ mod tests {
             max_entries: 100,
             enabled: true,
         };
-        T { tables: Tables::new(), config }
+        T { tables: Tables::new(Metrics::off()), config }
     }
 
     /// Would an attempt be admitted now? (The place taken is freed again at once.)

@@ -30,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::store::counters::SharedCounters;
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::ThrottleKey;
 
 /// Thresholds and lockout times. `LOGIN_THROTTLE=off` disables throttling entirely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,14 +141,18 @@ impl ThrottleConfig {
         (counter.pending >= room).then(|| ceil_secs(self.lockout(failures + counter.pending - threshold)))
     }
 
-    /// Counts a failure at `now`, starting or lengthening a lockout.
-    fn count_failure(&self, counter: &mut Counter, kind: Kind, now: u64) {
+    /// Counts a failure at `now`, starting or lengthening a lockout; returns the lockout when
+    /// it did.
+    fn count_failure(&self, counter: &mut Counter, kind: Kind, now: u64) -> Option<Duration> {
         counter.failures = self.live_failures(counter, now).saturating_add(1);
         counter.last_failure = now;
         let threshold = self.threshold(kind);
         if counter.failures >= threshold {
-            counter.blocked_until = Some(now + duration_ms(self.lockout(counter.failures - threshold)));
+            let lockout = self.lockout(counter.failures - threshold);
+            counter.blocked_until = Some(now + duration_ms(lockout));
+            return Some(lockout);
         }
+        None
     }
 
     /// Failures still inside the window.
@@ -184,6 +190,7 @@ enum Outcome {
 pub struct LoginThrottle {
     config: ThrottleConfig,
     counters: Counters,
+    metrics: Metrics,
 }
 
 enum Counters {
@@ -199,6 +206,14 @@ enum Counters {
 pub struct Attempt {
     throttle: Arc<LoginThrottle>,
     ticket: Option<Ticket>,
+    who: Who,
+}
+
+/// Whom an attempt is for, to name in the audit log if its failure locks a key out.
+#[derive(Debug, Clone)]
+struct Who {
+    username: Option<String>,
+    ip: IpAddr,
 }
 
 enum Ticket {
@@ -207,18 +222,23 @@ enum Ticket {
 }
 
 impl LoginThrottle {
-    /// Counters in this process (or none when `config.enabled` is off).
-    pub fn new(config: ThrottleConfig) -> Self {
-        let counters = if config.enabled { Counters::Local(local::Tables::new()) } else { Counters::Off };
-        Self { config, counters }
+    /// Counters in this process (or none when `config.enabled` is off); lockouts and the
+    /// tables' sizes are recorded in `metrics`.
+    pub fn new(config: ThrottleConfig, metrics: Metrics) -> Self {
+        let counters =
+            if config.enabled { Counters::Local(local::Tables::new(metrics.clone())) } else { Counters::Off };
+        Self { config, counters, metrics }
     }
 
     /// Counters in a PostgreSQL database that every instance shares (or none when off). Starts
     /// the task that purges what the tables no longer need, for as long as the throttle lives.
-    pub fn shared(config: ThrottleConfig, counters: SharedCounters) -> Arc<Self> {
-        let counters =
-            if config.enabled { Counters::Shared(shared::Tables::new(counters)) } else { Counters::Off };
-        let throttle = Arc::new(Self { config, counters });
+    pub fn shared(config: ThrottleConfig, counters: SharedCounters, metrics: Metrics) -> Arc<Self> {
+        let counters = if config.enabled {
+            Counters::Shared(shared::Tables::new(counters, metrics.clone()))
+        } else {
+            Counters::Off
+        };
+        let throttle = Arc::new(Self { config, counters, metrics });
         if let Counters::Shared(_) = throttle.counters {
             tokio::spawn(shared::purge_regularly(Arc::downgrade(&throttle)));
         }
@@ -253,19 +273,21 @@ impl LoginThrottle {
                 Some(Ticket::Shared(tables.reserve(&self.config, username, ip).await?))
             }
         };
-        Ok(Attempt { throttle: Arc::clone(self), ticket })
+        let who = Who { username: username.map(str::to_owned), ip };
+        Ok(Attempt { throttle: Arc::clone(self), ticket, who })
     }
 
     /// Counts the outcome and frees the places. Shared counters are settled by a task of
     /// their own, which a caller may wait for (`Some`) or not.
-    fn settle(&self, ticket: Ticket, outcome: Outcome) -> Option<tokio::task::JoinHandle<()>> {
+    fn settle(&self, ticket: Ticket, outcome: Outcome, who: &Who) -> Option<tokio::task::JoinHandle<()>> {
         match (&self.counters, ticket) {
             (Counters::Local(tables), Ticket::Local(ticket)) => {
-                tables.settle(&self.config, ticket, outcome, Instant::now());
+                let lockouts = tables.settle(&self.config, ticket, outcome, Instant::now());
+                report_lockouts(&self.metrics, who, &lockouts);
                 None
             }
             (Counters::Shared(tables), Ticket::Shared(ticket)) => {
-                tables.settle_later(self.config, ticket, outcome)
+                tables.settle_later(self.config, ticket, outcome, who.clone())
             }
             _ => None,
         }
@@ -273,10 +295,32 @@ impl LoginThrottle {
 
     /// Settles and waits until the outcome is counted, so that the client's next attempt,
     /// sent once this one is answered, sees it. The settling goes on if the caller is dropped.
-    async fn settle_before_answering(&self, ticket: Ticket, outcome: Outcome) {
-        if let Some(settling) = self.settle(ticket, outcome) {
+    async fn settle_before_answering(&self, ticket: Ticket, outcome: Outcome, who: &Who) {
+        if let Some(settling) = self.settle(ticket, outcome, who) {
             let _ = settling.await;
         }
+    }
+}
+
+/// Counts the lockouts a failure started or lengthened, and writes each to the audit log.
+fn report_lockouts(metrics: &Metrics, who: &Who, lockouts: &[(Kind, Duration)]) {
+    for (kind, lockout) in lockouts {
+        let key = match kind {
+            Kind::UserIp => ThrottleKey::UserIp,
+            Kind::User => ThrottleKey::User,
+            Kind::Ip => ThrottleKey::Ip,
+        };
+        metrics.lockout(key);
+        tracing::warn!(
+            target: "audit",
+            event = "login.locked_out",
+            username = who.username.as_deref().unwrap_or(""),
+            client_ip = %who.ip,
+            outcome = "locked_out",
+            key = key.as_str(),
+            lockout_secs = lockout.as_secs(),
+            "too many failures: attempts under this key are refused until the lockout ends"
+        );
     }
 }
 
@@ -284,14 +328,14 @@ impl Attempt {
     /// The password was right: clears the username's counts.
     pub async fn succeeded(mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.throttle.settle_before_answering(ticket, Outcome::Success).await;
+            self.throttle.settle_before_answering(ticket, Outcome::Success, &self.who).await;
         }
     }
 
     /// The password was wrong (or the user unknown): counts a failure under every key.
     pub async fn failed(mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.throttle.settle_before_answering(ticket, Outcome::Failure).await;
+            self.throttle.settle_before_answering(ticket, Outcome::Failure, &self.who).await;
         }
     }
 }
@@ -300,7 +344,7 @@ impl Drop for Attempt {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             // Nothing to wait for: an abandoned attempt counts as nothing.
-            let _ = self.throttle.settle(ticket, Outcome::Abandoned);
+            let _ = self.throttle.settle(ticket, Outcome::Abandoned, &self.who);
         }
     }
 }

@@ -9,10 +9,12 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use super::{
-    Counter, KNOWN_FOR, Kind, LoginThrottle, Outcome, Refusal, ThrottleConfig, Throttled, duration_ms,
+    Counter, KNOWN_FOR, Kind, LoginThrottle, Outcome, Refusal, ThrottleConfig, Throttled, Who, duration_ms,
+    report_lockouts,
 };
 use crate::store::StoreError;
 use crate::store::counters::{CounterRow, CounterTx, SharedCounters};
+use crate::telemetry::Metrics;
 
 /// How long an attempt may hold its places: longer than any login may take, so only the
 /// attempts of an instance that died run out (their places are then given back).
@@ -24,6 +26,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(10);
 /// The shared tables.
 pub(super) struct Tables {
     counters: SharedCounters,
+    /// Where failures to reach the database are counted.
+    metrics: Metrics,
 }
 
 /// The places an attempt holds: its row in the attempts table and its keys.
@@ -85,8 +89,8 @@ impl Keys {
 }
 
 impl Tables {
-    pub(super) fn new(counters: SharedCounters) -> Self {
-        Self { counters }
+    pub(super) fn new(counters: SharedCounters, metrics: Metrics) -> Self {
+        Self { counters, metrics }
     }
 
     /// Checks every key and takes a place under each, in one transaction.
@@ -128,6 +132,7 @@ impl Tables {
             Ok(Ok((id, reserved))) => Ok(Ticket { id, keys, reserved }),
             Ok(Err(throttled)) => Err(Refusal::Throttled(throttled)),
             Err(error) => {
+                self.metrics.database_error(error.is_unavailable());
                 tracing::warn!(%error, "cannot reach the shared login throttle: refusing the login");
                 Err(Refusal::Unavailable)
             }
@@ -142,12 +147,17 @@ impl Tables {
         config: ThrottleConfig,
         ticket: Ticket,
         outcome: Outcome,
+        who: Who,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let counters = self.counters.clone();
+        let (counters, metrics) = (self.counters.clone(), self.metrics.clone());
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         Some(runtime.spawn(async move {
-            if let Err(error) = settle(&counters, &config, &ticket, outcome).await {
-                tracing::warn!(%error, "cannot count a login in the shared throttle");
+            match settle(&counters, &config, &ticket, outcome).await {
+                Ok(lockouts) => report_lockouts(&metrics, &who, &lockouts),
+                Err(error) => {
+                    metrics.database_error(error.is_unavailable());
+                    tracing::warn!(%error, "cannot count a login in the shared throttle");
+                }
             }
         }))
     }
@@ -158,8 +168,9 @@ async fn settle(
     config: &ThrottleConfig,
     ticket: &Ticket,
     outcome: Outcome,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(Kind, Duration)>, StoreError> {
     let keys = &ticket.keys;
+    let mut lockouts = Vec::new();
     let mut tx = counters.lock(&keys.all(), keys.pair(), Some(ticket.id)).await?;
     // After a lease ran out, the purge already gave the places back.
     let held = tx.held;
@@ -171,7 +182,11 @@ async fn settle(
         }
         match outcome {
             // A failure counts under all three keys, the username-wide one even from a known IP.
-            Outcome::Failure => config.count_failure(&mut count, keys.kind(&row.key), now),
+            Outcome::Failure => {
+                if let Some(lockout) = config.count_failure(&mut count, keys.kind(&row.key), now) {
+                    lockouts.push((keys.kind(&row.key), lockout));
+                }
+            }
             Outcome::Success if row.key != keys.ip => {
                 count.failures = 0;
                 count.blocked_until = None;
@@ -181,7 +196,7 @@ async fn settle(
         store(row, &count);
     }
     tx.commit(outcome == Outcome::Success && keys.user.is_some(), None).await?;
-    Ok(())
+    Ok(lockouts)
 }
 
 /// Purges the shared tables every few seconds, for as long as the throttle lives.

@@ -1,0 +1,84 @@
+//! The router's path templates as requests are labelled in the metrics (`http_route`) and
+//! sorted in the log (probes at debug, audited routes in a span), found without running the
+//! router: one comparison per template, no allocation.
+
+use crate::api::AppState;
+
+/// Every path template of the router, as requests are labelled in the metrics (`http_route`);
+/// the last, `other`, stands for any path without a route (404s, FastAPI's slash redirects).
+pub const ROUTES: &[&str] = &[
+    "/token",
+    "/revoke",
+    "/users/me/",
+    "/users/me",
+    "/users/me/items/",
+    "/users/me/items",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/docs/{file}",
+    "/redoc",
+    "/redoc/redoc.standalone.js",
+    "/.well-known/jwks.json",
+    "/healthz",
+    "/readyz",
+    "/status/",
+    "/status",
+    "other",
+];
+
+/// Which of `ROUTES` a request's path takes, as the router decides: exact paths, the one
+/// `/docs/{file}` template, and the routes that only some settings serve.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    served: [bool; ROUTES.len()],
+}
+
+impl Routes {
+    const REVOKE: usize = 1;
+    const DOCS_FILE: usize = 9;
+    const JWKS: usize = 12;
+    const HEALTHZ: usize = 13;
+    const READYZ: usize = 14;
+    const STATUS: [usize; 2] = [15, 16];
+    /// The index of `other`.
+    pub const OTHER: usize = ROUTES.len() - 1;
+
+    /// The routes served with `state`'s settings.
+    pub fn new(state: &AppState) -> Self {
+        let mut served = [true; ROUTES.len()];
+        served[Self::REVOKE] = state.refresh.is_some();
+        served[Self::JWKS] = state.tokens.public_jwks().is_some();
+        for status in Self::STATUS {
+            served[status] = state.scopes.is_some();
+        }
+        served[Self::OTHER] = false;
+        Self { served }
+    }
+
+    /// The index in `ROUTES` of the route that serves `path`, `OTHER` when none does.
+    pub fn route_of(&self, path: &str) -> usize {
+        if let Some(file) = path.strip_prefix("/docs/")
+            && !file.is_empty()
+            && !file.contains('/')
+            && file != "oauth2-redirect"
+        {
+            return Self::DOCS_FILE;
+        }
+        match ROUTES.iter().position(|route| *route == path) {
+            Some(index) if self.served[index] && index != Self::DOCS_FILE => index,
+            _ => Self::OTHER,
+        }
+    }
+
+    /// True for `/healthz` and `/readyz`, which are logged at debug only.
+    pub fn is_probe(route: usize) -> bool {
+        route == Self::HEALTHZ || route == Self::READYZ
+    }
+
+    /// True for the routes whose work is written to the audit log (`/token`, `/revoke`): their
+    /// events carry the request id.
+    pub fn is_audited(route: usize) -> bool {
+        route == 0 || route == Self::REVOKE
+    }
+}
