@@ -12,6 +12,8 @@
 # Writes target/bench/backends.json. Needs wrk (installed by load.sh when root) and Debian's
 # postgresql (installed here when root).
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${ROUNDS:=3}" "${SCENARIOS:=me_c64 login_c4}" "${DUR:=5}" "${LDUR:=6}" "${BACKENDS:=memory sqlite postgres}"

@@ -9,6 +9,8 @@
 #   BASE_URL=http://127.0.0.1:8000 bench/burst.sh   # a running server (KIND=user needs
 #                                                   # TRUSTED_PROXIES=127.0.0.1 there)
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 : "${N:=30}" "${KIND:=user-ip}" "${BASE_URL:=}"
 

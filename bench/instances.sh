@@ -12,6 +12,8 @@
 #
 # Writes target/bench/instances.json. Needs wrk and Debian's postgresql (installed when root).
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${ROUNDS:=3}" "${DUR:=5}" "${LDUR:=8}" "${OUT:=target/bench/instances.json}"

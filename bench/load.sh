@@ -21,6 +21,8 @@
 #   WRK_THREADS=1  wrk threads: one leaves the most CPU to the server on a 2-core machine
 #   HASH_WORKERS, HASH_QUEUE are passed on to the server we start.
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 

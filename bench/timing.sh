@@ -5,6 +5,8 @@
 #   bench/timing.sh            # N=40 of each, about 10 s after the build
 #   BASE_URL=http://127.0.0.1:8000 bench/timing.sh   # any running server (throttling off)
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 : "${N:=40}" "${BASE_URL:=}"
 

@@ -13,6 +13,8 @@
 # separated), B_REVOKE, SCENARIOS (bench/load.sh's names; me_c64 by default), ROUNDS (5), DUR.
 # A revision is built once into target/versus/ (a git worktree and its own target directory).
 set -euo pipefail
+# Our servers stop at once on SIGTERM (no readiness drain) between runs.
+export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${A_REV:=}" "${B_REV:=}" "${A_ENV:=}" "${B_ENV:=}" "${B_REVOKE:=}" "${SCENARIOS:=me_c64}" "${ROUNDS:=5}" "${DUR:=5}"
