@@ -6,3 +6,6 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     oauth2_jwt_server::cli::main()
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
@@ -64,7 +66,9 @@ pub async fn handle(
     request.extensions_mut().insert(ConnectInfo(peer));
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let route = around.routes.route_of(uri.path());
-    let mut response = match ambiguous_framing(&request, ambiguous_lengths) {
+    let refused = ambiguous_framing(&request, ambiguous_lengths);
+    let routed = refused.is_none();
+    let mut response = match refused {
         Some(refusal) => refusal.into_response(),
         // The audit events of logins and revocations carry the request id in their span.
         None if Routes::is_audited(route) => {
@@ -85,6 +89,11 @@ pub async fn handle(
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_REQUEST_ID, request_id);
+    // Every answer of the user routes, errors included, as a layer on them would (one layer
+    // fewer on the read path).
+    if routed && Routes::is_user_route(route) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 

@@ -143,7 +143,7 @@ pub fn router(state: AppState) -> Router {
         let status = get_only(get(routes::read_system_status));
         users = users.route("/status/", status.clone()).route("/status", status);
     }
-    let users = users.layer(no_store());
+    // Their `Cache-Control: no-store` is set around the router (`middleware::handle`).
     let options = DocOptions {
         refresh_tokens: state.refresh.is_some(),
         jwks: state.tokens.public_jwks().is_some(),

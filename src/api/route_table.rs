@@ -36,6 +36,7 @@ pub struct Routes {
 
 impl Routes {
     const REVOKE: usize = 1;
+    const USERS_ME: usize = 2;
     const DOCS_FILE: usize = 9;
     const JWKS: usize = 12;
     const HEALTHZ: usize = 13;
@@ -69,6 +70,12 @@ impl Routes {
             Some(index) if self.served[index] && index != Self::DOCS_FILE => index,
             _ => Self::OTHER,
         }
+    }
+
+    /// True for the routes that answer about the logged-in user (`/users/me/...`, `/status/`):
+    /// none of their answers may be cached.
+    pub fn is_user_route(route: usize) -> bool {
+        (Self::USERS_ME..=Self::USERS_ME + 3).contains(&route) || Self::STATUS.contains(&route)
     }
 
     /// True for `/healthz` and `/readyz`, which are logged at debug only.

@@ -13,6 +13,7 @@
 //! and `x5c` are never read: a token cannot choose its key or algorithm.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -20,6 +21,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use getrandom::SysRng;
+use quick_cache::sync::Cache;
 use rand_core::TryRng;
 use serde::Serialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -30,6 +32,10 @@ use crate::auth::keys::{SecretKey, SigningKey, SigningKeys};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// How many tokens that passed every check are remembered (see `TokenKeys::verified`): a few
+/// MiB at most, and the cache keeps the ones in use.
+const VERIFIED_CAPACITY: usize = 4096;
 
 /// `{"alg":"HS256","typ":"JWT"}`, byte for byte as PyJWT writes it.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
@@ -49,6 +55,17 @@ pub struct TokenKeys {
     lifetime: Duration,
     /// Minted tokens carry `iat` and `jti`.
     lifecycle_claims: bool,
+    /// Tokens that passed every check, by their exact text, with what they were found to say.
+    /// A client sends the same token with each request of its session: a lookup then replaces
+    /// base64, the signature check and the JSON parse, which give the same result for the same
+    /// bytes and keys. What depends on the time (`exp`, `nbf`, `iat`) is checked on every use.
+    verified: Cache<Box<str>, Arc<Verified>>,
+}
+
+/// What a token that passed every check says, and its signature (for its revocation id).
+struct Verified {
+    claims: Validated,
+    signature: Vec<u8>,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -150,7 +167,7 @@ impl TokenKeys {
     /// for `lifetime`.
     pub fn from_keys(keys: SigningKeys, lifetime: Duration) -> Self {
         let header_b64 = header_b64(keys.signing_key());
-        Self { keys, header_b64, lifetime, lifecycle_claims: false }
+        Self { keys, header_b64, lifetime, lifecycle_claims: false, verified: Cache::new(VERIFIED_CAPACITY) }
     }
 
     /// Tokens also carry `iat` and a random `jti` (with refresh tokens on; the tutorial's
@@ -196,25 +213,66 @@ impl TokenKeys {
     /// Checks a token as PyJWT's `jwt.decode(token, key, algorithms=[<the key's>])` does, plus
     /// a required `exp` and RFC 7519's numeric dates, and returns what it says.
     pub fn decode_token(&self, token: &str) -> Result<AccessToken, TokenError> {
+        self.decode_token_at(token, unix_now())
+    }
+
+    /// `decode_token` at `now` (seconds since the epoch).
+    fn decode_token_at(&self, token: &str, now: u64) -> Result<AccessToken, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
+        }
+        if let Some(verified) = self.verified.get(token) {
+            return match verified.claims.check_times(now) {
+                Ok(()) => Ok(self.access_token(&verified)),
+                Err(error) => {
+                    self.verified.remove(token);
+                    Err(error)
+                }
+            };
         }
         // PyJWT splits at the last dot, then at the first: `header.payload.signature`.
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        let [alg, kid, b64, crit] = object_fields(&decode_segment(header)?, ["alg", "kid", "b64", "crit"])?;
-        let header = Header { alg, kid, b64, crit };
-        let key = self.key_for(&header)?;
-        header.check(key)?;
+        let key = if header == self.header_b64 {
+            // The header this server mints, byte for byte: parsing it would name the signing key
+            // and pass its checks (see `the_minted_header_parses_to_the_signing_key`).
+            self.keys.signing_key()
+        } else {
+            self.key_for_header(header)?
+        };
         let signature = decode_segment(signature)?;
         if !key.verify(signing_input.as_bytes(), &signature) {
             return Err(TokenError::Signature);
         }
-        let claims = Claims::from_json(&decode_segment(payload)?)?.validate(unix_now())?;
+        let claims = Claims::from_json(&decode_segment(payload)?)?.validate(now)?;
+        let verified = Arc::new(Verified { claims, signature });
+        self.verified.insert(token.into(), Arc::clone(&verified));
+        Ok(self.access_token(&verified))
+    }
+
+    /// The token's claims as `decode_token` returns them.
+    fn access_token(&self, verified: &Verified) -> AccessToken {
+        let claims = &verified.claims;
         let exp = u64::try_from(claims.exp).unwrap_or(u64::MAX);
         let issued_at = claims.iat.unwrap_or(claims.exp - i128::from(self.lifetime.as_secs()));
         let issued_at = i64::try_from(issued_at).unwrap_or(if issued_at < 0 { i64::MIN } else { i64::MAX });
-        Ok(AccessToken { sub: claims.sub, exp, issued_at, scope: claims.scope, signature })
+        AccessToken {
+            sub: claims.sub.clone(),
+            exp,
+            issued_at,
+            scope: claims.scope.clone(),
+            signature: verified.signature.clone(),
+        }
+    }
+
+    /// The key that checks a token whose base64url header is `header`, once the header passes
+    /// PyJWT's checks.
+    fn key_for_header(&self, header: &str) -> Result<&SigningKey, TokenError> {
+        let [alg, kid, b64, crit] = object_fields(&decode_segment(header)?, ["alg", "kid", "b64", "crit"])?;
+        let header = Header { alg, kid, b64, crit };
+        let key = self.key_for(&header)?;
+        header.check(key)?;
+        Ok(key)
     }
 
     /// The key that checks a token with this header.
@@ -348,9 +406,8 @@ impl Claims {
         if iat.is_some_and(|iat| iat > now) {
             return Err(TokenError::Immature);
         }
-        if let Some(nbf) = &self.nbf
-            && numeric_date(nbf).ok_or(TokenError::Claims)? > now
-        {
+        let nbf = self.nbf.as_ref().map(|nbf| numeric_date(nbf).ok_or(TokenError::Claims)).transpose()?;
+        if nbf.is_some_and(|nbf| nbf > now) {
             return Err(TokenError::Immature);
         }
         // Unlike PyJWT, a token without `exp` is refused: a leaked token must expire.
@@ -371,7 +428,7 @@ impl Claims {
                     Some(Value::String(scope)) => ScopeClaim::Text(scope),
                     Some(_) => ScopeClaim::NotText,
                 };
-                Ok(Validated { sub, exp, iat, scope })
+                Ok(Validated { sub, exp, iat, nbf, scope })
             }
             _ => Err(TokenError::Claims),
         }
@@ -384,7 +441,23 @@ struct Validated {
     sub: String,
     exp: i128,
     iat: Option<i128>,
+    nbf: Option<i128>,
     scope: ScopeClaim,
+}
+
+impl Validated {
+    /// The checks of `Claims::validate` that depend on the time, in its order, for claims that
+    /// passed all its checks before: what `validate` would say of them at `now`.
+    fn check_times(&self, now: u64) -> Result<(), TokenError> {
+        let now = i128::from(now);
+        if self.iat.is_some_and(|iat| iat > now) || self.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(TokenError::Immature);
+        }
+        if self.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number of seconds, a fraction truncated as PyJWT's
@@ -450,6 +523,50 @@ mod tests {
         let other = TokenKeys::new(&SecretKey::new("another key"), Duration::from_secs(60));
         let token = other.create_access_token("johndoe", None).unwrap();
         assert_eq!(keys().decode_token(&token), Err(TokenError::Signature));
+    }
+
+    /// A token with these raw claims, signed with the tutorial key.
+    fn with_claims(claims: &str) -> String {
+        let input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims));
+        let signature = keys().keys.signing_key().sign(input.as_bytes()).unwrap();
+        format!("{input}.{signature}")
+    }
+
+    #[test]
+    fn a_token_checked_again_gets_the_same_answer_and_its_times_are_checked_each_time() {
+        let keys = keys();
+        let token = with_claims(r#"{"sub":"johndoe","exp":2000,"iat":1000,"jti":"a"}"#);
+
+        let first = keys.decode_token_at(&token, 1500).unwrap();
+        assert!(keys.verified.get(token.as_str()).is_some(), "remembered once it passed");
+        let again = keys.decode_token_at(&token, 1500).unwrap();
+        assert_eq!(again, first);
+        assert_eq!((again.sub.as_str(), again.exp, again.issued_at), ("johndoe", 2000, 1000));
+        assert_eq!(keys.decode_token_at(&token, 999), Err(TokenError::Immature), "iat after now");
+        assert_eq!(keys.decode_token_at(&token, 2000), Err(TokenError::Expired));
+        assert!(keys.verified.get(token.as_str()).is_none(), "forgotten once expired");
+        assert_eq!(keys.decode_token_at(&token, 2000), Err(TokenError::Expired), "checked anew");
+    }
+
+    #[test]
+    fn only_tokens_that_pass_every_check_are_remembered() {
+        let keys = keys();
+        let not_yet = with_claims(r#"{"sub":"johndoe","exp":2000,"nbf":1800}"#);
+        let no_subject = with_claims(r#"{"exp":2000}"#);
+        let forged = format!("{}x", &not_yet[..not_yet.len() - 1]);
+
+        assert_eq!(keys.decode_token_at(&not_yet, 1500), Err(TokenError::Immature));
+        assert_eq!(keys.decode_token_at(&no_subject, 1500), Err(TokenError::Claims));
+        assert!(keys.decode_token_at(&forged, 1900).is_err());
+        for token in [&not_yet, &no_subject, &forged] {
+            assert!(keys.verified.get(token.as_str()).is_none(), "{token}");
+        }
+        assert_eq!(keys.decode_token_at(&not_yet, 1900).unwrap().sub, "johndoe", "valid from nbf on");
+        assert_eq!(
+            keys.decode_token_at(&not_yet, 1700),
+            Err(TokenError::Immature),
+            "remembered, still checked"
+        );
     }
 
     /// A token with this raw header JSON and valid claims, signed with the tutorial key.
@@ -617,6 +734,16 @@ mod tests {
                 Ok("johndoe"),
                 "{algorithm}"
             );
+        }
+    }
+
+    #[test]
+    fn the_minted_header_parses_to_the_signing_key() {
+        // `decode_token` skips parsing the header it mints; parsed, it must come to the same.
+        let (set, _) = key_set(&[KeyAlgorithm::EdDSA, KeyAlgorithm::HS256]);
+        for keys in [keys(), set] {
+            let parsed = keys.key_for_header(&keys.header_b64).unwrap();
+            assert!(std::ptr::eq(parsed, keys.keys.signing_key()));
         }
     }
 

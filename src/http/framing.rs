@@ -174,9 +174,10 @@ impl Scanner {
     }
 
     fn head(&mut self, input: &[u8]) -> Option<usize> {
-        let mut headers = [httparse::EMPTY_HEADER; 100];
-        let mut request = httparse::Request::new(&mut headers);
-        let length = match request.parse(input) {
+        // Uninitialised: httparse writes the ones it fills (no 3 KiB to zero per request).
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 100];
+        let mut request = httparse::Request::new(&mut []);
+        let length = match request.parse_with_uninit_headers(input, &mut headers) {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) => return None,
             Err(_) => {
