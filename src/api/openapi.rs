@@ -13,8 +13,9 @@ use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::extractors::{AnyScope, ItemsScope, MeScope, RouteScopes};
-use crate::api::routes::{Item, Token};
+use crate::api::routes::Item;
 use crate::api::schemas::{HttpError, HttpValidationError, LoginFormSchema, ValidationError};
+use crate::api::token::Token;
 use crate::auth::scopes::{MAX_SCOPE_FIELD_CHARS, ScopesConfig};
 use crate::store::User;
 

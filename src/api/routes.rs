@@ -14,32 +14,8 @@ use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::extractors::{ActiveUser, AnyScope, ClientIp, CurrentUser, ItemsScope, MeScope};
 use crate::api::form::FormFields;
-use crate::api::token::{revoke_endpoint, token_endpoint};
+use crate::api::token::{Token, revoke_endpoint, token_endpoint};
 use crate::store::User;
-
-// The tutorial's `Token` model has only the first two fields; the others appear when refresh
-// tokens are on (and only then in the OpenAPI document: `openapi::document`).
-/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(title = "Token")]
-pub struct Token {
-    /// The JWT to send as `Authorization: Bearer <token>`.
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the access token expires (with refresh tokens on).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false)]
-    pub expires_in: Option<u64>,
-    /// The token to send with `grant_type=refresh_token` (with refresh tokens on).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false)]
-    pub refresh_token: Option<String>,
-    /// The scopes granted, when fewer than asked for (scopes mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false)]
-    pub scope: Option<String>,
-}
 
 /// One of the current user's items.
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,16 +5,42 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::api::AppState;
 use crate::api::error::{ApiError, ErrorStyle, FieldError};
 use crate::api::form::{FormFields, LoginForm, RevokeRequest, TokenRequest};
-use crate::api::routes::Token;
 use crate::auth::login::LoginError;
 use crate::auth::refresh::RefreshError;
 use crate::auth::scopes::{Grant, MAX_SCOPE_FIELD_CHARS};
 use crate::auth::throttle::Refusal;
 use crate::store::UserInDb;
 use crate::telemetry::metrics::{RefreshOutcome, RevocationOutcome};
+
+// The tutorial's `Token` model has only the first two fields; the others appear when refresh
+// tokens are on (and only then in the OpenAPI document: `openapi::document`).
+/// The token response of RFC 6749 §5.1, as the tutorial's `Token` model.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(title = "Token")]
+pub struct Token {
+    /// The JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires (with refresh tokens on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub expires_in: Option<u64>,
+    /// The token to send with `grant_type=refresh_token` (with refresh tokens on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub refresh_token: Option<String>,
+    /// The scopes granted, when fewer than asked for (scopes mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub scope: Option<String>,
+}
 
 /// Answers `POST /token`: either grant, errors in the configured shape (the refresh grant's
 /// always in RFC 6749's).
