@@ -70,4 +70,10 @@ print(f"GET /users/me/ at {sys.argv[2]} connections, median req/s of each:")
 for name, label in [("hyper", "bare hyper, fixed body"), ("axum", "axum, one fixed route"), ("server", "this server, token checked")]:
     print(f"  {label:28} {med[name]:>10.0f}  ({med[name] / med['hyper']:.0%} of bare hyper)")
 print(f"this server / axum with one fixed route: {med['server'] / med['axum']:.1%}")
+# The same ratio within each round (the two ran seconds apart), which drifts less with the load
+# of a shared machine.
+axum = [float(r) for m, r in rows if m == "axum"]
+server = [float(r) for m, r in rows if m == "server"]
+per_round = sorted(s / a for s, a in zip(server, axum))
+print(f"  per round: median {statistics.median(per_round):.1%}, from {per_round[0]:.1%} to {per_round[-1]:.1%}")
 PY

@@ -50,7 +50,7 @@ impl AppState {
         };
         users.record_into(&metrics);
         let shared_counters = users.shared_counters();
-        Self {
+        Self::from_parts(api::Shared {
             auth: Arc::new(Authenticator::new(
                 config.hashing,
                 config.throttle,
@@ -66,7 +66,7 @@ impl AppState {
             scopes: config.scopes.clone().map(Arc::new),
             metrics,
             draining: Default::default(),
-        }
+        })
     }
 }
 

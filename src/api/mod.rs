@@ -60,9 +60,28 @@ use crate::http::server::{Handler, Limits};
 use crate::store::UserStore;
 use crate::telemetry::Metrics;
 
-/// Everything the handlers share, built once at start.
+/// Everything the handlers share, built once at start. axum hands each request its own copy
+/// of the state: one shared pointer, so that copy is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state made of these parts.
+    pub fn from_parts(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of `AppState`.
+pub struct Shared {
     /// The users.
     pub users: UserStore,
     /// Token signing and validation.
