@@ -111,8 +111,13 @@ pub async fn serve(
         let framing = Arc::new(FramingFlags::default());
         let io = TokioIo::new(FramingWatch::new(stream, Arc::clone(&framing), limits.max_header_bytes));
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let answer =
-                app.clone().handle(request.map(Body::new), peer, framing.next_request_is_ambiguous());
+            // Boxed: hyper moves the future it is given into place, and an answer's future (the
+            // router's and every layer's state) is large enough for those copies to show.
+            let answer = Box::pin(app.clone().handle(
+                request.map(Body::new),
+                peer,
+                framing.next_request_is_ambiguous(),
+            ));
             async move { Ok::<_, Infallible>(answer.await) }
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
