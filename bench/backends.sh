@@ -12,8 +12,6 @@
 # Writes target/bench/backends.json. Needs wrk (installed by load.sh when root) and Debian's
 # postgresql (installed here when root).
 set -euo pipefail
-# Our servers stop at once on SIGTERM (no readiness drain) between runs.
-export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${ROUNDS:=3}" "${SCENARIOS:=me_c64 login_c4}" "${DUR:=5}" "${LDUR:=6}" "${BACKENDS:=memory sqlite postgres}"
@@ -22,44 +20,24 @@ export DUR LDUR
 # shellcheck source=bench/postgres.sh
 . bench/postgres.sh
 
-WORK=$(mktemp -d)
-WRAPPERS=()
-say() { echo "bench: $*" >&2; }
-cleanup() {
-  local pid
-  for pid in "${WRAPPERS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pg_down
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
+on_exit() { pg_down; }
 
 say "building the release binary"
 cargo build --release --locked
 BIN=$ROOT/target/release/oauth2-jwt-server
 cp src/store/seed_users.json "$WORK/seed.json"
 
-declare -A URL PID
-# start NAME [DATABASE_URL]: the server on a free port, from an empty directory (no .env).
+# start NAME [DATABASE_URL]: the server with the tutorial's users (imported into the database).
 start() {
-  local name=$1 database=${2:-} line=""
+  local name=$1 database=${2:-}
   if [ -n "$database" ]; then
     (cd "$WORK" && DATABASE_URL=$database "$BIN" users import seed.json >/dev/null)
   fi
-  (cd "$WORK" && env BIND_ADDR=127.0.0.1:0 SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off \
-    RUST_LOG=warn,oauth2_jwt_server=info ${database:+DATABASE_URL=$database} $SERVER_ENV \
-    timeout -k 5 3600 "$BIN") >"$WORK/$name.log" 2>&1 &
-  WRAPPERS+=("$!")
-  for _ in $(seq 100); do
-    line=$(sed -n 's#.*listening on \(http://[0-9.:]*\).*#\1#p' "$WORK/$name.log" | head -n1)
-    [ -n "$line" ] && break
-    sleep 0.1
-  done
-  [ -n "$line" ] || { say "$name did not start:"; cat "$WORK/$name.log" >&2; exit 1; }
-  URL[$name]=$line
-  PID[$name]=$(ps -o pid= --ppid "${WRAPPERS[-1]}" | tr -d ' ')
-  say "$name: pid ${PID[$name]} on $line"
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of VAR=VALUE words
+  start_server "$name" "$BIN" SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off \
+    ${database:+DATABASE_URL=$database} $SERVER_ENV
 }
 
 for backend in $BACKENDS; do

@@ -12,26 +12,15 @@
 #
 # Writes target/bench/instances.json. Needs wrk and Debian's postgresql (installed when root).
 set -euo pipefail
-# Our servers stop at once on SIGTERM (no readiness drain) between runs.
-export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${ROUNDS:=3}" "${DUR:=5}" "${LDUR:=8}" "${OUT:=target/bench/instances.json}"
 # shellcheck source=bench/postgres.sh
 . bench/postgres.sh
 
-WORK=$(mktemp -d)
-WRAPPERS=()
-say() { echo "bench: $*" >&2; }
-cleanup() {
-  local pid
-  for pid in "${WRAPPERS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pg_down
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
+on_exit() { pg_down; }
 
 command -v wrk >/dev/null || {
   [ "$(id -u)" = 0 ] || { say "wrk is missing: sudo apt-get install -y wrk"; exit 2; }
@@ -43,21 +32,9 @@ BIN=$ROOT/target/release/oauth2-jwt-server
 KEY=bench-only-secret-key-0123456789abcdef
 cp src/store/seed_users.json "$WORK/seed.json"
 
-declare -A URL
-# start NAME [DATABASE_URL]: a server on a free port from an empty directory (no .env).
+# start NAME [DATABASE_URL]: a server with the throttle on, behind a trusted "proxy" (wrk).
 start() {
-  local name=$1 database=${2:-} line=""
-  (cd "$WORK" && env BIND_ADDR=127.0.0.1:0 SECRET_KEY=$KEY TRUSTED_PROXIES=127.0.0.1 \
-    RUST_LOG=warn,oauth2_jwt_server=info ${database:+DATABASE_URL=$database} \
-    timeout -k 5 3600 "$BIN") >"$WORK/$name.log" 2>&1 &
-  WRAPPERS+=("$!")
-  for _ in $(seq 100); do
-    line=$(sed -n 's#.*listening on \(http://[0-9.:]*\).*#\1#p' "$WORK/$name.log" | head -n1)
-    [ -n "$line" ] && break
-    sleep 0.1
-  done
-  [ -n "$line" ] || { say "$name did not start:"; cat "$WORK/$name.log" >&2; exit 1; }
-  URL[$name]=$line
+  start_server "$1" "$BIN" SECRET_KEY=$KEY TRUSTED_PROXIES=127.0.0.1 ${2:+DATABASE_URL=$2}
 }
 
 pg_up

@@ -13,24 +13,13 @@
 # separated), B_REVOKE, SCENARIOS (bench/load.sh's names; me_c64 by default), ROUNDS (5), DUR.
 # A revision is built once into target/versus/ (a git worktree and its own target directory).
 set -euo pipefail
-# Our servers stop at once on SIGTERM (no readiness drain) between runs.
-export SHUTDOWN_DRAIN_SECS="${SHUTDOWN_DRAIN_SECS:-0}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${A_REV:=}" "${B_REV:=}" "${A_ENV:=}" "${B_ENV:=}" "${B_REVOKE:=}" "${SCENARIOS:=me_c64}" "${ROUNDS:=5}" "${DUR:=5}"
 : "${OUT:=target/bench/versus.json}"
 export DUR
-WORK=$(mktemp -d)
-WRAPPERS=()
-say() { echo "bench: $*" >&2; }
-cleanup() {
-  local pid
-  for pid in "${WRAPPERS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
 
 # binary REV: the release binary of REV (the working tree when empty), built if needed.
 binary() {
@@ -47,23 +36,10 @@ binary() {
   echo "$ROOT/target/versus/build-$rev/release/oauth2-jwt-server"
 }
 
-declare -A URL PID
-# start NAME BINARY SETTINGS: the server on a free port, from an empty directory (no .env).
+# start NAME BINARY SETTINGS: the server with these settings (VAR=VALUE words).
 start() {
-  local name=$1 bin=$2 line=""
   # shellcheck disable=SC2086 # the settings are words
-  (cd "$WORK" && env BIND_ADDR=127.0.0.1:0 SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off \
-    RUST_LOG=warn,oauth2_jwt_server=info $3 timeout -k 5 3600 "$bin") >"$WORK/$name.log" 2>&1 &
-  WRAPPERS+=("$!")
-  for _ in $(seq 100); do
-    line=$(sed -n 's#.*listening on \(http://[0-9.:]*\).*#\1#p' "$WORK/$name.log" | head -n1)
-    [ -n "$line" ] && break
-    sleep 0.1
-  done
-  [ -n "$line" ] || { say "$name did not start:"; cat "$WORK/$name.log" >&2; exit 1; }
-  URL[$name]=$line
-  PID[$name]=$(ps -o pid= --ppid "${WRAPPERS[-1]}" | tr -d ' ')
-  say "$name (${3:-defaults}): pid ${PID[$name]} on $line"
+  start_server "$1" "$2" SECRET_KEY=bench-only-secret-key-0123456789abcdef LOGIN_THROTTLE=off $3
 }
 
 start A "$(binary "$A_REV")" "$A_ENV"
