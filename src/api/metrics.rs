@@ -21,11 +21,11 @@ pub struct MetricsApp(pub AppState);
 
 impl Handler for MetricsApp {
     fn handle(
-        self,
+        &mut self,
         request: Request,
         _peer: SocketAddr,
         _ambiguous_lengths: bool,
-    ) -> impl Future<Output = Response> + Send + 'static {
+    ) -> impl Future<Output = Response> + Send + 'static + use<> {
         let response = match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => scrape(&self.0),
             (_, "/metrics") => (

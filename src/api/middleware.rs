@@ -1,6 +1,7 @@
 //! What happens around every request, whatever its route: path decoding, framing checks,
 //! `nosniff`, the request id, the request's metrics and its log line.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderValue, Uri, Version};
 use axum::response::{IntoResponse, Response};
-use tower::ServiceExt;
+use tower::Service;
 use tracing::Instrument;
 
 use crate::api::AppState;
@@ -47,13 +48,16 @@ impl Around {
 /// `nosniff` and carries the request id, the request is counted in the metrics by its route
 /// template, and one line is logged (method, path without the query, status, latency, request
 /// id; never a header, so never a token; the probes at debug only).
-pub async fn handle(
-    app: Router,
-    around: Arc<Around>,
+///
+/// The work before routing is done here; the future returned owns what the rest needs, so
+/// that nothing shared by every request (the router, this module's tables) is cloned for it.
+pub fn handle(
+    router: &mut Router,
+    around: &Around,
     mut request: Request,
     peer: SocketAddr,
     ambiguous_lengths: bool,
-) -> Response {
+) -> impl Future<Output = Response> + Send + 'static + use<> {
     let started = Instant::now();
     if let Some(uri) = decode_path(request.uri()) {
         *request.uri_mut() = uri;
@@ -62,39 +66,56 @@ pub async fn handle(
         authorization.set_sensitive(true);
     }
     let request_id = around.request_ids.for_request(request.headers(), peer.ip(), &around.trusted_proxies);
-    let id = request_id.to_str().unwrap_or_default();
-    request.extensions_mut().insert(ConnectInfo(peer));
-    let (method, uri) = (request.method().clone(), request.uri().clone());
-    let route = around.routes.route_of(uri.path());
-    let refused = ambiguous_framing(&request, ambiguous_lengths);
-    let routed = refused.is_none();
-    let mut response = match refused {
-        Some(refusal) => refusal.into_response(),
-        // The audit events of logins and revocations carry the request id in their span.
-        None if Routes::is_audited(route) => {
-            let span = tracing::info_span!("request", request_id = id);
-            into_response(app.oneshot(request).instrument(span).await)
-        }
-        None => into_response(app.oneshot(request).await),
-    };
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    around.metrics.observe_request(route, method.as_str(), status, elapsed);
-    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
-    if Routes::is_probe(route) {
-        tracing::debug!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+    let route = around.routes.route_of(request.uri().path());
+    if Routes::reads_client_address(route) {
+        request.extensions_mut().insert(ConnectInfo(peer));
+    }
+    let method = request.method().clone();
+    // The path is kept for the log line only when that line will be written.
+    let logged = if Routes::is_probe(route) {
+        tracing::enabled!(target: "http", tracing::Level::DEBUG)
     } else {
-        tracing::info!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+        tracing::enabled!(target: "http", tracing::Level::INFO)
+    };
+    let uri = logged.then(|| request.uri().clone());
+    // The audit events of logins and revocations carry the request id in their span.
+    let span = Routes::is_audited(route)
+        .then(|| tracing::info_span!("request", request_id = request_id.to_str().unwrap_or_default()));
+    let answer = match ambiguous_framing(&request, ambiguous_lengths) {
+        Some(refusal) => Err(refusal),
+        // The router is always ready (`poll_ready` is a no-op for it).
+        None => Ok(router.call(request)),
+    };
+    let metrics = around.metrics.clone();
+    async move {
+        let routed = answer.is_ok();
+        let mut response = match (answer, span) {
+            (Err(refusal), _) => refusal.into_response(),
+            (Ok(routing), Some(span)) => into_response(routing.instrument(span).await),
+            (Ok(routing), None) => into_response(routing.await),
+        };
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        metrics.observe_request(route, method.as_str(), status, elapsed);
+        let id = request_id.to_str().unwrap_or_default();
+        if let Some(uri) = uri {
+            let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+            if Routes::is_probe(route) {
+                tracing::debug!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+            } else {
+                tracing::info!(target: "http", %method, path = %uri.path(), status, latency_ms, request_id = id, "request");
+            }
+        }
+        let headers = response.headers_mut();
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(X_REQUEST_ID, request_id);
+        // Every answer of the user routes, errors included, as a layer on them would (one layer
+        // fewer on the read path).
+        if routed && Routes::is_user_route(route) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
     }
-    let headers = response.headers_mut();
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(X_REQUEST_ID, request_id);
-    // Every answer of the user routes, errors included, as a layer on them would (one layer
-    // fewer on the read path).
-    if routed && Routes::is_user_route(route) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
 }
 
 fn into_response(result: Result<Response, std::convert::Infallible>) -> Response {

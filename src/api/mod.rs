@@ -119,12 +119,12 @@ pub fn app(state: AppState) -> App {
 
 impl Handler for App {
     fn handle(
-        self,
+        &mut self,
         request: Request,
         peer: SocketAddr,
         ambiguous_lengths: bool,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        middleware::handle(self.router, self.around, request, peer, ambiguous_lengths)
+    ) -> impl Future<Output = Response> + Send + 'static + use<> {
+        middleware::handle(&mut self.router, &self.around, request, peer, ambiguous_lengths)
     }
 }
 

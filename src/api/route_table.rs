@@ -35,6 +35,7 @@ pub struct Routes {
 }
 
 impl Routes {
+    const TOKEN: usize = 0;
     const REVOKE: usize = 1;
     const USERS_ME: usize = 2;
     const DOCS_FILE: usize = 9;
@@ -70,6 +71,12 @@ impl Routes {
             Some(index) if self.served[index] && index != Self::DOCS_FILE => index,
             _ => Self::OTHER,
         }
+    }
+
+    /// True for the routes whose handlers read the client's address (`extractors::ClientIp`,
+    /// for throttling and audit events): only they get it, as a request extension.
+    pub fn reads_client_address(route: usize) -> bool {
+        route == Self::TOKEN || route == Self::REVOKE
     }
 
     /// True for the routes that answer about the logged-in user (`/users/me/...`, `/status/`):

@@ -1,11 +1,14 @@
-//! Spots requests that carry both `Content-Length` and `Transfer-Encoding`.
+//! Watches a connection's bytes as hyper reads them: spots requests that carry both
+//! `Content-Length` and `Transfer-Encoding`, and cuts off a client that takes longer than the
+//! header-read timeout to send a head (`head_deadline`).
 //!
-//! hyper resolves that conflict itself (the body is read as chunked, the length header is
-//! dropped and the connection closes afterwards), so the application never sees it. This
-//! wraps the connection's byte stream, follows request boundaries with the same parser hyper
-//! uses (`httparse`), and records which request on the connection was ambiguous, so that
-//! `http::middleware` can answer it 400 (RFC 9112 §6.1: the request-smuggling
-//! shape) instead of guessing.
+//! hyper resolves the framing conflict itself (the body is read as chunked, the length header
+//! is dropped and the connection closes afterwards), so the application never sees it. This
+//! follows request boundaries by httparse's rules for where a head ends and how long a body
+//! is, and records which request on the connection was ambiguous, so that `api::middleware`
+//! can answer it 400 (RFC 9112 §6.1: the request-smuggling shape) instead of guessing. Heads
+//! are only split into lines here: any head httparse would refuse, hyper refuses and closes
+//! the connection, so where this loses track of such a stream does not matter.
 
 use std::io;
 use std::pin::Pin;
@@ -13,14 +16,37 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+use crate::http::head_deadline::HeadDeadline;
 
 /// Shared between a connection's reader and its requests: the 1-based index of the first
-/// request whose head had both framing headers (0: none so far).
-#[derive(Debug, Default)]
+/// request whose head had both framing headers (0: none so far), how many requests have been
+/// answered, and when the last was.
+#[derive(Debug)]
 pub struct FramingFlags {
     ambiguous: AtomicU64,
     served: AtomicU64,
+    answered: AtomicU64,
+    /// When the connection opened.
+    opened: Instant,
+    /// Nanoseconds after `opened` when the last request was answered (0: none yet).
+    last_answered: AtomicU64,
+}
+
+impl Default for FramingFlags {
+    fn default() -> Self {
+        Self {
+            ambiguous: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            opened: Instant::now(),
+            last_answered: AtomicU64::new(0),
+        }
+    }
 }
 
 impl FramingFlags {
@@ -29,18 +55,35 @@ impl FramingFlags {
         let index = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         self.ambiguous.load(Ordering::Relaxed) == index
     }
+
+    /// Called once per request when the application has answered it: with every head seen
+    /// answered, the connection waits for the client again, from now.
+    pub fn answered(&self) {
+        let after = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_answered.store(after, Ordering::Relaxed);
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Since when the connection has waited for its next head: since it opened or since its
+    /// last answer.
+    fn waiting_since(&self) -> Instant {
+        self.opened + Duration::from_nanos(self.last_answered.load(Ordering::Relaxed))
+    }
 }
 
 /// A connection's stream, watched as it is read.
 pub struct FramingWatch<S> {
     inner: S,
     scanner: Scanner,
+    deadline: HeadDeadline,
 }
 
 impl<S> FramingWatch<S> {
     /// Wraps `inner`; findings go to `flags`. Heads longer than `max_head` are not followed.
-    pub fn new(inner: S, flags: Arc<FramingFlags>, max_head: usize) -> Self {
-        Self { inner, scanner: Scanner::new(flags, max_head) }
+    /// A client that takes longer than `head_timeout` to send a head (counted from when the
+    /// connection started waiting for it) gets a `TimedOut` read, which closes the connection.
+    pub fn new(inner: S, flags: Arc<FramingFlags>, max_head: usize, head_timeout: Duration) -> Self {
+        Self { inner, scanner: Scanner::new(flags, max_head), deadline: HeadDeadline::new(head_timeout) }
     }
 }
 
@@ -50,10 +93,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
         let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = poll {
-            self.scanner.feed(&buf.filled()[before..]);
+            this.scanner.feed(&buf.filled()[before..]);
+        }
+        if poll.is_pending() {
+            let waiting_since = this.scanner.waiting_for_head().then(|| this.scanner.flags.waiting_since());
+            if this.deadline.poll_expired(cx, waiting_since) {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head too slow")));
+            }
         }
         poll
     }
@@ -173,31 +223,45 @@ impl Scanner {
         }
     }
 
+    /// True while the connection waits for a client: every head seen has been answered and
+    /// the next has not fully arrived (or the stream is no longer followed).
+    fn waiting_for_head(&self) -> bool {
+        match self.state {
+            State::Head => self.flags.answered.load(Ordering::Relaxed) >= self.requests,
+            State::Done => true,
+            _ => false,
+        }
+    }
+
+    /// A request head: where it ends and what its framing headers say. httparse's rules for
+    /// the shape: empty lines before the request line are skipped, a line ends with LF or
+    /// CRLF, the first empty line ends the head, a header's name runs to its colon and its
+    /// value is trimmed of spaces and tabs.
     fn head(&mut self, input: &[u8]) -> Option<usize> {
-        // Uninitialised: httparse writes the ones it fills (no 3 KiB to zero per request).
-        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 100];
-        let mut request = httparse::Request::new(&mut []);
-        let length = match request.parse_with_uninit_headers(input, &mut headers) {
-            Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) => return None,
-            Err(_) => {
-                self.state = State::Done;
-                return Some(input.len());
-            }
-        };
-        self.requests += 1;
+        let start = input.iter().position(|&b| b != b'\r' && b != b'\n')?;
         let mut content_length = None;
         let mut chunked = None;
-        for header in request.headers.iter() {
-            if header.name.eq_ignore_ascii_case("content-length") {
-                content_length =
-                    std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-                content_length.get_or_insert(0);
-            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                let last = header.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        let mut line_start = start;
+        let mut end = None;
+        for newline in memchr::memchr_iter(b'\n', &input[start..]).map(|at| start + at) {
+            let line = input[line_start..newline].strip_suffix(b"\r").unwrap_or(&input[line_start..newline]);
+            if line.is_empty() {
+                end = Some(newline + 1);
+                break;
             }
+            if line_start != start {
+                if let Some(value) = header_value(line, b"content-length:") {
+                    let length = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+                    content_length = Some(length.unwrap_or(0));
+                } else if let Some(value) = header_value(line, b"transfer-encoding:") {
+                    let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                    chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+            }
+            line_start = newline + 1;
         }
+        let length = end?;
+        self.requests += 1;
         self.state = match (content_length, chunked) {
             (Some(_), Some(_)) => {
                 self.flags
@@ -243,6 +307,14 @@ impl Scanner {
     }
 }
 
+/// The value of a header line named `name` (lowercase, with its colon), trimmed as httparse
+/// trims it; `None` for other lines.
+fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let value =
+        line.get(..name.len()).filter(|head| head.eq_ignore_ascii_case(name)).map(|_| &line[name.len()..])?;
+    Some(value.trim_ascii_start().trim_ascii_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +343,23 @@ mod tests {
         let post = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nusername=a&";
         let chunked = b"POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nTrailer: y\r\n\r\n";
         assert_eq!(ambiguous_index(&[get, post, chunked, get]), 0);
+    }
+
+    #[test]
+    fn heads_end_where_httparse_ends_them() {
+        // Empty lines before the request line, bare LF line ends, any case, padded values.
+        let lf =
+            b"\r\n\nPOST /token HTTP/1.1\nhost: x\nCONTENT-LENGTH:\t3 \ntransfer-encoding: gzip, chunked\n\n";
+        assert_eq!(ambiguous_index(&[lf]), 1);
+        let mixed = b"POST /token HTTP/1.1\r\nHost: x\nContent-Length: 2\r\n\nab\
+            POST /token HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(ambiguous_index(&[mixed]), 2, "the body of the first is skipped by its length");
+    }
+
+    #[test]
+    fn only_header_names_count_not_values_or_the_request_line() {
+        let request = b"POST /content-length:5 HTTP/1.1\r\nHost: x\r\nX-Note: content-length: 5\r\nx-content-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(ambiguous_index(&[request]), 0);
     }
 
     #[test]

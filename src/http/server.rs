@@ -2,6 +2,7 @@
 //! `axum::serve` cannot set (a header-read timeout, a cap on open connections), and a graceful
 //! shutdown that lets requests in flight finish.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -14,7 +15,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -61,14 +62,15 @@ impl Default for Limits {
 /// What the server does with each request. `peer` is the client's socket address;
 /// `ambiguous_lengths` says the request came with both `Content-Length` and
 /// `Transfer-Encoding`, which hyper resolves silently (see `framing`).
-pub trait Handler: Clone + Send + Sync + 'static {
-    /// Answers one request (on a clone of the handler).
+pub trait Handler: Clone + Send + 'static {
+    /// Answers one request. Each connection has its own clone of the handler: a clone per
+    /// request would touch reference counts that every core shares.
     fn handle(
-        self,
+        &mut self,
         request: Request,
         peer: SocketAddr,
         ambiguous_lengths: bool,
-    ) -> impl Future<Output = Response> + Send + 'static;
+    ) -> impl Future<Output = Response> + Send + 'static + use<Self>;
 }
 
 /// How long shutdown waits for open connections before giving up on them.
@@ -82,10 +84,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+    // The header-read timeout is `FramingWatch`'s (one timer per connection, not per request).
+    builder.header_read_timeout(None).max_buf_size(limits.max_header_bytes.max(8192));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -107,18 +107,28 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let app = RefCell::new(app.clone());
         let framing = Arc::new(FramingFlags::default());
-        let io = TokioIo::new(FramingWatch::new(stream, Arc::clone(&framing), limits.max_header_bytes));
+        let io = TokioIo::new(FramingWatch::new(
+            stream,
+            Arc::clone(&framing),
+            limits.max_header_bytes,
+            limits.header_read_timeout,
+        ));
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             // Boxed: hyper moves the future it is given into place, and an answer's future (the
             // router's and every layer's state) is large enough for those copies to show.
-            let answer = Box::pin(app.clone().handle(
+            let answer = Box::pin(app.borrow_mut().handle(
                 request.map(Body::new),
                 peer,
                 framing.next_request_is_ambiguous(),
             ));
-            async move { Ok::<_, Infallible>(answer.await) }
+            let framing = Arc::clone(&framing);
+            async move {
+                let response = answer.await;
+                framing.answered();
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {

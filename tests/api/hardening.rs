@@ -185,6 +185,69 @@ async fn a_client_sending_its_headers_a_byte_at_a_time_is_cut_off() {
     app.assert_still_serves().await;
 }
 
+/// Reads one answer of a kept-alive connection (one without a body is not expected here).
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains(r#""disabled":false}"#) {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn each_head_on_a_kept_alive_connection_gets_the_whole_timeout_and_an_idle_one_is_closed() {
+    let app = spawn_with_limits(short_timeouts()).await;
+    let token = app.token_for("johndoe", "secret").await;
+    let request = format!("GET /users/me/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut stream = TcpStream::connect(app.socket).await.unwrap();
+    let started = Instant::now();
+
+    // Four requests 0.6 s apart: 1.8 s in all, each head well within its own 1 s.
+    for _ in 0..4 {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+
+    assert!(matches!(closed, Ok(Ok(0))), "the idle connection was closed without an answer: {closed:?}");
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(2_800) && idle < Duration::from_secs(4), "closed after {idle:?}");
+    app.assert_still_serves().await;
+}
+
+#[tokio::test]
+async fn a_body_arriving_for_longer_than_the_header_timeout_is_still_read() {
+    let limits = Limits { body_timeout: Duration::from_secs(4), ..short_timeouts() };
+    let app = spawn_with_limits(limits).await;
+    let body = b"username=johndoe&password=secret";
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(app.socket).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    // 1.6 s of body: the head's 1 s does not apply once the head is in.
+    for part in body.chunks(4) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(part).await.unwrap();
+    }
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await;
+
+    let answer = String::from_utf8_lossy(&answer[..read.unwrap().unwrap()]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains(r#""token_type":"bearer""#), "{answer}");
+}
+
 #[tokio::test]
 async fn a_client_sending_its_body_slowly_gets_408() {
     let app = spawn_with_limits(short_timeouts()).await;
