@@ -62,10 +62,10 @@ pub struct TokenKeys {
     verified: Cache<Box<str>, Arc<Verified>>,
 }
 
-/// What a token that passed every check says, and its signature (for its revocation id).
+/// What a token that passed every check says, and its revocation id.
 struct Verified {
     claims: Validated,
-    signature: Vec<u8>,
+    id: [u8; 16],
 }
 
 impl fmt::Debug for TokenKeys {
@@ -128,7 +128,7 @@ pub struct AccessToken {
     pub issued_at: i64,
     /// Its `scope` claim (scopes mode).
     pub scope: ScopeClaim,
-    signature: Vec<u8>,
+    id: [u8; 16],
 }
 
 /// A token's `scope` claim.
@@ -146,8 +146,7 @@ impl AccessToken {
     /// A name for the token that reveals nothing of it: the first 16 bytes of the SHA-256 of
     /// its signature (unique to the token, and checked, so not chosen by whoever presents it).
     pub fn id(&self) -> [u8; 16] {
-        let digest = Sha256::digest(&self.signature);
-        digest[..16].try_into().expect("SHA-256 has 32 bytes")
+        self.id
     }
 
     /// `id` as 32 hex digits, as the store keeps revoked tokens.
@@ -245,7 +244,8 @@ impl TokenKeys {
             return Err(TokenError::Signature);
         }
         let claims = Claims::from_json(&decode_segment(payload)?)?.validate(now)?;
-        let verified = Arc::new(Verified { claims, signature });
+        let id = Sha256::digest(&signature)[..16].try_into().expect("SHA-256 has 32 bytes");
+        let verified = Arc::new(Verified { claims, id });
         self.verified.insert(token.into(), Arc::clone(&verified));
         Ok(self.access_token(&verified))
     }
@@ -256,13 +256,7 @@ impl TokenKeys {
         let exp = u64::try_from(claims.exp).unwrap_or(u64::MAX);
         let issued_at = claims.iat.unwrap_or(claims.exp - i128::from(self.lifetime.as_secs()));
         let issued_at = i64::try_from(issued_at).unwrap_or(if issued_at < 0 { i64::MIN } else { i64::MAX });
-        AccessToken {
-            sub: claims.sub.clone(),
-            exp,
-            issued_at,
-            scope: claims.scope.clone(),
-            signature: verified.signature.clone(),
-        }
+        AccessToken { sub: claims.sub.clone(), exp, issued_at, scope: claims.scope.clone(), id: verified.id }
     }
 
     /// The key that checks a token whose base64url header is `header`, once the header passes

@@ -8,9 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::{Changes, Unavailable, UserInDb};
 
+/// The users by name. foldhash, seeded per process, instead of SipHash: every authenticated
+/// request looks a user up, and only the store's own changes insert.
+type Users = HashMap<String, Arc<UserInDb>, foldhash::fast::RandomState>;
+
 /// Every user and every revoked access token, followed from a backend.
 pub(crate) struct Cache {
-    users: RwLock<HashMap<String, Arc<UserInDb>>>,
+    users: RwLock<Users>,
     /// Revoked access tokens by id, with their expiry (Unix seconds).
     revoked: RwLock<HashMap<[u8; 16], i64>>,
     /// True when `revoked` is not empty: the read path looks no further otherwise.
@@ -122,7 +126,7 @@ impl Cache {
         self.failing.store(true, Ordering::Release);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<UserInDb>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Users> {
         // A panic while holding the lock leaves whole entries only: the map is still usable.
         self.users.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
