@@ -19,7 +19,8 @@ pub const MAX_LEN: usize = 128;
 /// Makes the ids of this process: a random 48-bit prefix (so processes, and restarts, differ)
 /// and a counter, as `<12 hex digits>-<at least 8 hex digits>`. Cheap: one atomic addition.
 pub struct RequestIds {
-    prefix: u64,
+    /// The prefix, as the 12 hex digits every id starts with.
+    prefix: [u8; 12],
     next: AtomicU64,
 }
 
@@ -34,7 +35,9 @@ impl RequestIds {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_nanos() as u64),
         };
-        Self { prefix: prefix & 0xffff_ffff_ffff, next: AtomicU64::new(0) }
+        let mut digits = [0u8; 12];
+        hex(&mut digits, prefix);
+        Self { prefix: digits, next: AtomicU64::new(0) }
     }
 
     /// The id of a request from `peer` with these headers: its own `X-Request-Id` when `peer`
@@ -55,7 +58,7 @@ impl RequestIds {
     fn make(&self) -> HeaderValue {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let mut text = [0u8; 29];
-        hex(&mut text[..12], self.prefix);
+        text[..12].copy_from_slice(&self.prefix);
         text[12] = b'-';
         let width = (16 - number.leading_zeros() as usize / 4).max(8);
         hex(&mut text[13..13 + width], number);

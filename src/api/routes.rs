@@ -2,7 +2,7 @@
 //! revocation, and the scopes chapter's `/status/`.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
@@ -31,8 +31,11 @@ pub struct Item {
 pub struct RawJson(pub Bytes);
 
 impl IntoResponse for RawJson {
+    /// Built directly: `Bytes`' own answer would set `application/octet-stream` first.
     fn into_response(self) -> Response {
-        ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], self.0).into_response()
+        let mut response = Response::new(Body::from(self.0));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
     }
 }
 

@@ -248,7 +248,7 @@ async fn revoke_access_token(state: &AppState, token: &str) -> Result<Option<Str
         .revoke_access(&access.id_hex(), expires_at, unix_now())
         .await
         .map_err(|_| ApiError::Unavailable)?;
-    Ok(Some(access.sub))
+    Ok(Some(access.sub.to_string()))
 }
 
 /// An access token for `user`. Right after the user logged out everywhere, a token of the same

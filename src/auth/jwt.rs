@@ -119,8 +119,8 @@ struct NewClaims<'a> {
 /// What a valid access token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessToken {
-    /// Its subject: the username.
-    pub sub: String,
+    /// Its subject: the username (shared with the verified-token cache, not copied).
+    pub sub: Arc<str>,
     /// When it expires (seconds since the epoch).
     pub exp: u64,
     /// When it was issued: its `iat`, or, for tokens without one (the tutorial's), `exp` less
@@ -422,7 +422,7 @@ impl Claims {
                     Some(Value::String(scope)) => ScopeClaim::Text(scope),
                     Some(_) => ScopeClaim::NotText,
                 };
-                Ok(Validated { sub, exp, iat, nbf, scope })
+                Ok(Validated { sub: sub.into(), exp, iat, nbf, scope })
             }
             _ => Err(TokenError::Claims),
         }
@@ -432,7 +432,7 @@ impl Claims {
 /// The claims of a token that passed `Claims::validate`.
 #[derive(Debug, PartialEq, Eq)]
 struct Validated {
-    sub: String,
+    sub: Arc<str>,
     exp: i128,
     iat: Option<i128>,
     nbf: Option<i128>,
@@ -509,7 +509,7 @@ mod tests {
             String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap(),
             format!(r#"{{"sub":"johndoe","exp":{exp}}}"#)
         );
-        assert_eq!(keys().decode_token(&token).unwrap().sub, "johndoe");
+        assert_eq!(&*keys().decode_token(&token).unwrap().sub, "johndoe");
     }
 
     #[test]
@@ -535,7 +535,7 @@ mod tests {
         assert!(keys.verified.get(token.as_str()).is_some(), "remembered once it passed");
         let again = keys.decode_token_at(&token, 1500).unwrap();
         assert_eq!(again, first);
-        assert_eq!((again.sub.as_str(), again.exp, again.issued_at), ("johndoe", 2000, 1000));
+        assert_eq!((&*again.sub, again.exp, again.issued_at), ("johndoe", 2000, 1000));
         assert_eq!(keys.decode_token_at(&token, 999), Err(TokenError::Immature), "iat after now");
         assert_eq!(keys.decode_token_at(&token, 2000), Err(TokenError::Expired));
         assert!(keys.verified.get(token.as_str()).is_none(), "forgotten once expired");
@@ -555,7 +555,7 @@ mod tests {
         for token in [&not_yet, &no_subject, &forged] {
             assert!(keys.verified.get(token.as_str()).is_none(), "{token}");
         }
-        assert_eq!(keys.decode_token_at(&not_yet, 1900).unwrap().sub, "johndoe", "valid from nbf on");
+        assert_eq!(&*keys.decode_token_at(&not_yet, 1900).unwrap().sub, "johndoe", "valid from nbf on");
         assert_eq!(
             keys.decode_token_at(&not_yet, 1700),
             Err(TokenError::Immature),
@@ -621,7 +621,7 @@ mod tests {
     #[test]
     fn expiry_is_exact_and_required() {
         let now = 1_000_000;
-        assert_eq!(claims(json!({"sub": "a", "exp": now + 1})).validate(now).unwrap().sub, "a");
+        assert_eq!(claims(json!({"sub": "a", "exp": now + 1})).validate(now).unwrap().sub, "a".into());
         assert_eq!(claims(json!({"sub": "a", "exp": now})).validate(now), Err(TokenError::Expired));
         assert_eq!(claims(json!({"sub": "a"})).validate(now), Err(TokenError::Expired));
         assert_eq!(claims(json!({"sub": "a", "exp": null})).validate(now), Err(TokenError::Claims));
@@ -688,7 +688,7 @@ mod tests {
         let repeated: Claims =
             Claims::from_json(format!(r#"{{"sub":"a","exp":1,"sub":"b","exp":{}}}"#, now + 60).as_bytes())
                 .unwrap();
-        assert_eq!(repeated.validate(now).unwrap().sub, "b", "the last of repeated keys wins");
+        assert_eq!(repeated.validate(now).unwrap().sub, "b".into(), "the last of repeated keys wins");
     }
 
     #[test]
