@@ -38,7 +38,9 @@ impl Routes {
     const TOKEN: usize = 0;
     const REVOKE: usize = 1;
     const USERS_ME: usize = 2;
+    const OPENAPI: usize = 6;
     const DOCS_FILE: usize = 9;
+    const REDOC_JS: usize = 11;
     const JWKS: usize = 12;
     const HEALTHZ: usize = 13;
     const READYZ: usize = 14;
@@ -73,10 +75,15 @@ impl Routes {
         }
     }
 
-    /// True for the routes whose handlers read the client's address (`extractors::ClientIp`,
-    /// for throttling and audit events): only they get it, as a request extension.
+    /// False for the routes whose handlers never read the client's address (the user routes,
+    /// the documentation, the key set, the probes): the read path skips that request
+    /// extension. Every other route, and any route added later, gets it for
+    /// `extractors::ClientIp` (throttling, audit events).
     pub fn reads_client_address(route: usize) -> bool {
-        route == Self::TOKEN || route == Self::REVOKE
+        !(Self::is_user_route(route)
+            || Self::is_probe(route)
+            || (Self::OPENAPI..=Self::REDOC_JS).contains(&route)
+            || route == Self::JWKS)
     }
 
     /// True for the routes that answer about the logged-in user (`/users/me/...`, `/status/`):
@@ -93,6 +100,53 @@ impl Routes {
     /// True for the routes whose work is written to the audit log (`/token`, `/revoke`): their
     /// events carry the request id.
     pub fn is_audited(route: usize) -> bool {
-        route == 0 || route == Self::REVOKE
+        route == Self::TOKEN || route == Self::REVOKE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_indexes_are_the_templates_they_stand_for() {
+        let named = [
+            (Routes::TOKEN, "/token"),
+            (Routes::REVOKE, "/revoke"),
+            (Routes::USERS_ME, "/users/me/"),
+            (Routes::OPENAPI, "/openapi.json"),
+            (Routes::DOCS_FILE, "/docs/{file}"),
+            (Routes::REDOC_JS, "/redoc/redoc.standalone.js"),
+            (Routes::JWKS, "/.well-known/jwks.json"),
+            (Routes::HEALTHZ, "/healthz"),
+            (Routes::READYZ, "/readyz"),
+            (Routes::STATUS[0], "/status/"),
+            (Routes::STATUS[1], "/status"),
+            (Routes::OTHER, "other"),
+        ];
+        for (index, template) in named {
+            assert_eq!(ROUTES[index], template);
+        }
+    }
+
+    #[test]
+    fn only_routes_known_not_to_need_it_go_without_the_client_address() {
+        let needs = |template: &str| {
+            Routes::reads_client_address(ROUTES.iter().position(|r| *r == template).unwrap())
+        };
+        for template in ["/token", "/revoke", "other"] {
+            assert!(needs(template), "{template}");
+        }
+        for template in [
+            "/users/me/",
+            "/users/me/items",
+            "/status/",
+            "/docs",
+            "/redoc",
+            "/healthz",
+            "/.well-known/jwks.json",
+        ] {
+            assert!(!needs(template), "{template}");
+        }
     }
 }

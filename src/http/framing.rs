@@ -64,9 +64,9 @@ impl FramingFlags {
         self.answered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Since when the connection has waited for its next head: since it opened or since its
-    /// last answer.
-    fn waiting_since(&self) -> Instant {
+    /// When the connection last had nothing to answer: when it opened or when the application
+    /// made its last answer.
+    fn last_answer_at(&self) -> Instant {
         self.opened + Duration::from_nanos(self.last_answered.load(Ordering::Relaxed))
     }
 }
@@ -76,6 +76,12 @@ pub struct FramingWatch<S> {
     inner: S,
     scanner: Scanner,
     deadline: HeadDeadline,
+    /// The last write found the client's window full: an answer is still being sent, and hyper
+    /// polls reads meanwhile only to notice a close, so no head is awaited yet.
+    sending: bool,
+    /// When a write last went through after one had to wait: the wait for the next head
+    /// starts no earlier. (Writes that never wait cost nothing here, not even a clock read.)
+    sent_at: Option<Instant>,
 }
 
 impl<S> FramingWatch<S> {
@@ -83,7 +89,28 @@ impl<S> FramingWatch<S> {
     /// A client that takes longer than `head_timeout` to send a head (counted from when the
     /// connection started waiting for it) gets a `TimedOut` read, which closes the connection.
     pub fn new(inner: S, flags: Arc<FramingFlags>, max_head: usize, head_timeout: Duration) -> Self {
-        Self { inner, scanner: Scanner::new(flags, max_head), deadline: HeadDeadline::new(head_timeout) }
+        let scanner = Scanner::new(flags, max_head);
+        Self { inner, scanner, deadline: HeadDeadline::new(head_timeout), sending: false, sent_at: None }
+    }
+
+    /// Since when the connection has waited for a head, if it has: every head seen answered,
+    /// the next not complete, and every answer written.
+    fn waiting_since(&self) -> Option<Instant> {
+        if self.sending || !self.scanner.waiting_for_head() {
+            return None;
+        }
+        let answered = self.scanner.flags.last_answer_at();
+        Some(self.sent_at.map_or(answered, |sent| sent.max(answered)))
+    }
+
+    /// Follows whether writes have to wait (see `sending`).
+    fn note_write<T>(&mut self, poll: &Poll<T>) {
+        if poll.is_pending() {
+            self.sending = true;
+        } else if self.sending {
+            self.sending = false;
+            self.sent_at = Some(Instant::now());
+        }
     }
 }
 
@@ -100,7 +127,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
             this.scanner.feed(&buf.filled()[before..]);
         }
         if poll.is_pending() {
-            let waiting_since = this.scanner.waiting_for_head().then(|| this.scanner.flags.waiting_since());
+            let waiting_since = this.waiting_since();
             if this.deadline.poll_expired(cx, waiting_since) {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head too slow")));
             }
@@ -111,11 +138,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.note_write(&poll);
+        poll
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note_write(&poll);
+        poll
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -127,7 +158,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&poll);
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -317,6 +350,8 @@ fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     fn ambiguous_index(chunks: &[&[u8]]) -> u64 {
@@ -360,6 +395,46 @@ mod tests {
     fn only_header_names_count_not_values_or_the_request_line() {
         let request = b"POST /content-length:5 HTTP/1.1\r\nHost: x\r\nX-Note: content-length: 5\r\nx-content-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         assert_eq!(ambiguous_index(&[request]), 0);
+    }
+
+    /// A client that reads a large answer slowly is sent all of it: the wait for its next head
+    /// starts when the answer has been written, not when the application made it. (On TCP the
+    /// kernel's send buffer usually hides this; a 1 KiB pipe does not.)
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_read_slowly_is_sent_whole_however_long_it_takes() {
+        const SIZE: usize = 64 * 1024;
+        let (mut client, server) = tokio::io::duplex(1024);
+        let flags = Arc::new(FramingFlags::default());
+        let watched = FramingWatch::new(server, Arc::clone(&flags), 32 * 1024, Duration::from_secs(1));
+        let service = hyper::service::service_fn(move |_request| {
+            // As `http::server` does once the application has answered.
+            flags.answered();
+            let body = http_body_util::Full::new(axum::body::Bytes::from(vec![b'x'; SIZE]));
+            async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.header_read_timeout(None);
+        tokio::spawn(http.serve_connection(hyper_util::rt::TokioIo::new(watched), service));
+
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        // 1 KiB every 100 ms: 6.4 s for the body, against a head timeout of 1 s.
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let head_end = |received: &[u8]| received.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+        while head_end(&received).is_none_or(|end| received.len() - end < SIZE) {
+            let read = client.read(&mut chunk).await.unwrap();
+            assert_ne!(read, 0, "closed after {} bytes, {:?} in", received.len(), started.elapsed());
+            received.extend_from_slice(&chunk[..read]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(received.len() - head_end(&received).unwrap(), SIZE);
+        assert!(started.elapsed() > Duration::from_secs(6), "{:?}", started.elapsed());
+
+        // Then the wait for the next head: the connection is closed a second after the answer.
+        let idle = Instant::now();
+        assert_eq!(client.read(&mut chunk).await.unwrap(), 0);
+        assert!(idle.elapsed() <= Duration::from_secs(1), "closed after {:?} idle", idle.elapsed());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! read per request, about 7% of the instructions of a `GET /users/me/` (callgrind). Here each
 //! connection has one timer, armed at its first wait and polled by every read that has to
 //! wait; only when it fires is it checked against the current wait (which began when the
-//! last request was answered, see `framing::FramingFlags::answered`) and moved to that wait's
-//! deadline.
+//! last answer was made and written, see `framing::FramingWatch::waiting_since`) and moved to
+//! that wait's deadline. While an answer is still being written no head is awaited: a client
+//! downloading slowly is never cut off.
 
 use std::future::Future;
 use std::pin::Pin;
