@@ -192,12 +192,23 @@ impl SqlBackend {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(options.timeout);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.timeout)
-                    .connect_with(connect)
-                    .await
-                    .map_err(unreachable)?;
+                // Processes opening a new file at once race to switch it to WAL, and the loser
+                // is told "database is locked" at once (SQLite does not wait on a lock upgrade
+                // that could deadlock): try again until the timeout.
+                let deadline = tokio::time::Instant::now() + options.timeout;
+                let pool = loop {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(options.max_connections)
+                        .acquire_timeout(options.timeout)
+                        .connect_with(connect.clone())
+                        .await;
+                    match pool {
+                        Err(error) if is_sqlite_busy(&error) && tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        other => break other.map_err(unreachable)?,
+                    }
+                };
                 Pool::Sqlite(pool)
             }
             DatabaseUrl::Postgres(connect) => {
@@ -544,9 +555,15 @@ impl Backend for SqlBackend {
     }
 }
 
+/// SQLite's "busy" or "locked" (5, 6): another connection holds the lock.
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if matches!(error.code().as_deref(), Some("5" | "6")))
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let unavailable = match &error {
+            _ if is_sqlite_busy(&error) => true,
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
@@ -557,13 +574,7 @@ impl From<sqlx::Error> for StoreError {
                 let code = error.code().unwrap_or_default();
                 // PostgreSQL: connection exceptions (08...), shutting down or starting up
                 // (57P01-57P03), too many connections (53300), statement timeout (57014).
-                // SQLite: busy or locked (5, 6).
-                code.starts_with("08")
-                    || code.starts_with("57P")
-                    || code == "53300"
-                    || code == "57014"
-                    || code == "5"
-                    || code == "6"
+                code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "57014"
             }
             _ => false,
         };
